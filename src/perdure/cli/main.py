@@ -1,0 +1,96 @@
+"""Entry point of the ``perdure`` command and its subcommands.
+
+Today: ``perdure version`` and ``perdure decode`` (print a framed protocol stream, or every
+exchange of a recorded fixture, as one line per message). The server, dev mode and management
+commands arrive with their issues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from google.protobuf.json_format import MessageToDict
+
+import perdure
+from perdure.protocol import ProtocolError, decode_frames
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    out = out or sys.stdout
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        print(f"perdure {perdure.__version__}", file=out)
+        return 0
+    if args.command == "decode":
+        return _decode(Path(args.file), out)
+    parser.print_help(out)
+    return 2
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perdure", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("version", help="print perdure's version")
+    decode = sub.add_parser(
+        "decode",
+        help="print the protocol messages of a framed byte stream or a recorded fixture (.json)",
+    )
+    decode.add_argument("file", help="a file of framed messages, or a golden fixture JSON file")
+    return parser
+
+
+def _decode(path: Path, out: TextIO) -> int:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"perdure decode: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        if path.suffix == ".json":
+            _print_recording(json.loads(data), out)
+        else:
+            _print_stream(data, out, indent="")
+    except (ProtocolError, ValueError, KeyError) as exc:
+        print(f"perdure decode: {path}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_recording(recording: dict[str, object], out: TextIO) -> None:
+    exchanges = recording["exchanges"]
+    assert isinstance(exchanges, list)
+    for number, exchange in enumerate(exchanges):
+        print(
+            f"#{number} {exchange['via']} {exchange['method']} {exchange['path']} "
+            f"-> {exchange['status']}",
+            file=out,
+        )
+        if exchange["via"] != "deployment" or not exchange["path"].rstrip("/").split("/")[-3:][
+            0
+        ].startswith("invoke"):
+            continue
+        print("  server -> sdk:", file=out)
+        _print_stream(base64.b64decode(exchange["request_body"]), out, indent="    ")
+        print("  sdk -> server:", file=out)
+        _print_stream(base64.b64decode(exchange["response_body"]), out, indent="    ")
+
+
+def _print_stream(data: bytes, out: TextIO, *, indent: str) -> None:
+    for frame in decode_frames(data):
+        body = MessageToDict(frame.message(), preserving_proto_field_name=True)
+        flags = " [ack]" if frame.requested_ack else ""
+        text = json.dumps(body, separators=(",", ":")) if body else ""
+        print(f"{indent}0x{frame.type:04X} {frame.type.name}{flags} {text}".rstrip(), file=out)

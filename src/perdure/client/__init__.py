@@ -1,0 +1,1 @@
+"""The ingress client (Client, AsyncClient). Not built yet (issue: "Ingress client")."""

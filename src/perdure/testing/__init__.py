@@ -1,0 +1,1 @@
+"""The in-process test harness. Not built yet (issue: "Developer experience")."""
