@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import glob
 import importlib.metadata
 import json
@@ -39,8 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any
 
 import httpx
 from hypercorn.asyncio import serve
@@ -64,7 +66,7 @@ HOP_BY_HOP = {
 }
 
 STEP_TIMEOUT = 20.0  # seconds, any single wait
-TOTAL_TIMEOUT = 120.0  # seconds, the whole scenario run
+TOTAL_TIMEOUT = 60.0  # seconds, the whole scenario run
 
 
 def log(msg: str) -> None:
@@ -107,6 +109,7 @@ class Recorder:
 
 
 def exchange(
+    *,
     via: str,
     method: str,
     path: str,
@@ -160,7 +163,9 @@ def make_proxy(target: str, recorder: Recorder, client: httpx.AsyncClient):
                 return
         fwd = [(k, v) for k, v in req_headers if k not in HOP_BY_HOP]
         try:
-            request = client.build_request(method, target + path_str, headers=fwd, content=bytes(body))
+            request = client.build_request(
+                method, target + path_str, headers=fwd, content=bytes(body)
+            )
             response = await client.send(request, stream=True)
             try:
                 chunks = [chunk async for chunk in response.aiter_raw()]
@@ -176,11 +181,21 @@ def make_proxy(target: str, recorder: Recorder, client: httpx.AsyncClient):
         recorder.add(
             seq,
             exchange(
-                "deployment", method, path_str, req_headers, bytes(body),
-                response.status_code, resp_headers, resp_body,
+                via="deployment",
+                method=method,
+                path=path_str,
+                req_headers=req_headers,
+                req_body=bytes(body),
+                status=response.status_code,
+                resp_headers=resp_headers,
+                resp_body=resp_body,
             ),
         )
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp_headers if k not in HOP_BY_HOP]
+        out = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in resp_headers
+            if k not in HOP_BY_HOP
+        ]
         out.append((b"content-length", str(len(resp_body)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": out})
         await send({"type": "http.response.body", "body": resp_body})
@@ -198,45 +213,40 @@ class Processes:
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, args: list[str], log_path: Path, **kw) -> subprocess.Popen:
-        logf = open(log_path, "wb")
-        try:
+        with open(log_path, "wb") as logf:
             proc = subprocess.Popen(
-                args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, **kw,
+                args,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                **kw,
             )
-        finally:
-            logf.close()
         self.procs.append((name, proc))
         log(f"started {name} (pid {proc.pid})")
         return proc
 
     def stop_all(self) -> None:
-        for name, proc in reversed(self.procs):
+        for _, proc in reversed(self.procs):
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 10
         for name, proc in reversed(self.procs):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log(f"{name} did not stop, killing")
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(timeout=5)
             # also clean up anything left in its process group
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self.procs.clear()
 
 
-def find_restate_server(explicit: Optional[str]) -> Path:
+def find_restate_server(explicit: str | None) -> Path:
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -244,7 +254,17 @@ def find_restate_server(explicit: Optional[str]) -> Path:
         return path
     patterns = [
         "/work/tools/restate/node_modules/@restatedev/restate-server-*/bin/restate-server",
-        str(REPO / ".ci" / ".tools" / "**" / "node_modules" / "@restatedev" / "restate-server-*" / "bin" / "restate-server"),
+        str(
+            REPO
+            / ".ci"
+            / ".tools"
+            / "**"
+            / "node_modules"
+            / "@restatedev"
+            / "restate-server-*"
+            / "bin"
+            / "restate-server"
+        ),
     ]
     for pattern in patterns:
         hits = sorted(glob.glob(pattern, recursive=True))
@@ -253,12 +273,16 @@ def find_restate_server(explicit: Optional[str]) -> Path:
     which = shutil.which("restate-server")
     if which:
         return Path(which)
-    sys.exit("restate-server not found; pass --restate-server PATH "
-             "(npm install --prefix /work/tools/restate @restatedev/restate-server@1.7.12)")
+    sys.exit(
+        "restate-server not found; pass --restate-server PATH "
+        "(npm install --prefix /work/tools/restate @restatedev/restate-server@1.7.12)"
+    )
 
 
 def server_version(binary: Path) -> str:
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
     # "restate-server 1.7.12"
     return out.strip().split()[-1] if out.strip() else "unknown"
 
@@ -286,10 +310,10 @@ class Driver:
         *,
         admin: bool = False,
         json_body: Any = None,
-        raw_body: Optional[bytes] = None,
-        headers: Optional[dict[str, str]] = None,
+        raw_body: bytes | None = None,
+        headers: dict[str, str] | None = None,
         record: bool = True,
-        expect: Optional[set[int]] = None,
+        expect: set[int] | None = None,
     ) -> httpx.Response:
         base = self.admin if admin else self.ingress
         hdrs = dict(headers or {})
@@ -304,13 +328,21 @@ class Driver:
             self.recorder.add(
                 seq,
                 exchange(
-                    "ingress", method, path, lower_headers(list(req.headers.raw)), content or b"",
-                    resp.status_code, lower_headers(list(resp.headers.raw)), resp.content,
+                    via="ingress",
+                    method=method,
+                    path=path,
+                    req_headers=lower_headers(list(req.headers.raw)),
+                    req_body=content or b"",
+                    status=resp.status_code,
+                    resp_headers=lower_headers(list(resp.headers.raw)),
+                    resp_body=resp.content,
                 ),
             )
         log(f"{method} {path} -> {resp.status_code} {resp.content[:120]!r}")
         if expect is not None and resp.status_code not in expect:
-            raise RuntimeError(f"{method} {path}: unexpected status {resp.status_code}: {resp.text}")
+            raise RuntimeError(
+                f"{method} {path}: unexpected status {resp.status_code}: {resp.text}"
+            )
         return resp
 
     async def query(self, sql: str) -> list[dict[str, Any]]:
@@ -320,7 +352,9 @@ class Driver:
         resp.raise_for_status()
         return resp.json().get("rows", [])
 
-    async def poll(self, what: str, fn: Callable[[], Awaitable[Any]], timeout: float = STEP_TIMEOUT) -> Any:
+    async def poll(
+        self, what: str, fn: Callable[[], Awaitable[Any]], timeout: float = STEP_TIMEOUT
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             result = await fn()
@@ -330,7 +364,7 @@ class Driver:
                 raise TimeoutError(f"timed out waiting for {what}")
             await asyncio.sleep(0.1)
 
-    async def status_of(self, inv_id: str) -> Optional[str]:
+    async def status_of(self, inv_id: str) -> str | None:
         rows = await self.query(f"SELECT status FROM sys_invocation WHERE id = '{inv_id}'")
         return rows[0]["status"] if rows else None
 
@@ -341,7 +375,7 @@ class Driver:
         return resp.json()["invocationId"]
 
     async def holder_value(self, key: str) -> str:
-        """Poll Holder/<key>/get until the awakeable id is there (only the last poll is recorded)."""
+        """Poll Holder/<key>/get until the awakeable id is set; only the last poll is recorded."""
 
         async def attempt():
             resp = await self.request("POST", f"/Holder/{key}/get", record=False, expect={200})
@@ -355,8 +389,11 @@ class Driver:
 
 async def register(driver: Driver, proxy_url: str) -> None:
     await driver.request(
-        "POST", "/deployments", admin=True,
-        json_body={"uri": proxy_url, "use_http_11": True}, expect={200, 201},
+        "POST",
+        "/deployments",
+        admin=True,
+        json_body={"uri": proxy_url, "use_http_11": True},
+        expect={200, 201},
     )
 
     async def services_visible():
@@ -366,8 +403,8 @@ async def register(driver: Driver, proxy_url: str) -> None:
     await driver.poll("services in ingress", services_visible)
 
 
-async def scenarios(d: Driver) -> None:
-    # -- plain service: value output, terminal failure with metadata, retries, sleep, runs
+async def plain_service(d: Driver) -> None:
+    """Value output, terminal failure with metadata, retries, sleep, runs."""
     await d.request("POST", "/Greeter/greet", json_body="Ann", expect={200})
     await d.request("POST", "/Greeter/fail", json_body="Ann", expect={418})
     await d.request("POST", "/Greeter/flaky", json_body="Fay", expect={200})
@@ -376,17 +413,20 @@ async def scenarios(d: Driver) -> None:
     await d.request("POST", "/Greeter/runs", json_body=21, expect={200})
     await d.request("POST", "/Greeter/run_retry", json_body="Rex", expect={200})
 
-    # -- virtual objects: eager state (second call has a non-empty state_map) and lazy state
+
+async def objects_and_calls(d: Driver) -> None:
+    """Eager state (second call has a non-empty state_map), lazy state, calls from handlers."""
     for obj in ("Counter", "LazyCounter"):
         await d.request("POST", f"/{obj}/c1/add", json_body=1, expect={200})
         await d.request("POST", f"/{obj}/c1/add", json_body=2, expect={200})
         await d.request("POST", f"/{obj}/c1/reset", expect={200})
 
-    # -- calls and sends from a handler
     await d.request("POST", "/Greeter/caller", json_body="Bob", expect={200})
     await d.request("POST", "/Greeter/attacher", json_body="Zed", expect={200})
 
-    # -- ingress: idempotency key, send, delayed send, attach / output
+
+async def ingress_features(d: Driver) -> None:
+    """Idempotency key, send, delayed send, attach / output."""
     idem = {"idempotency-key": "idem-ingress-1"}
     first = await d.request("POST", "/Greeter/greet", json_body="Ida", headers=idem, expect={200})
     await d.request("POST", "/Greeter/greet", json_body="Ida", headers=idem, expect={200})
@@ -399,7 +439,9 @@ async def scenarios(d: Driver) -> None:
     await d.request("GET", f"/restate/invocation/{sent}/attach", expect={200})
     await d.request("GET", f"/restate/invocation/{delayed}/attach", expect={200})
 
-    # -- awakeables resolved / rejected through the ingress
+
+async def awakeables_and_signals(d: Driver) -> None:
+    """Awakeables completed by the ingress and by a handler; named signals."""
     aw1 = await d.send("/Waiter/wait_awakeable", "aw1")
     aw2 = await d.send("/Waiter/wait_awakeable", "aw2")
     id1 = await d.holder_value("aw1")
@@ -408,38 +450,47 @@ async def scenarios(d: Driver) -> None:
         "POST", f"/restate/awakeables/{id1}/resolve", json_body="resolved-by-ingress", expect={202}
     )
     await d.request(
-        "POST", f"/restate/awakeables/{id2}/reject", raw_body=b"rejected-by-ingress",
-        headers={"content-type": "text/plain"}, expect={202},
+        "POST",
+        f"/restate/awakeables/{id2}/reject",
+        raw_body=b"rejected-by-ingress",
+        headers={"content-type": "text/plain"},
+        expect={202},
     )
     await d.request("GET", f"/restate/invocation/{aw1}/attach", expect={200})
     await d.request("GET", f"/restate/invocation/{aw2}/attach", expect={500})
 
-    # -- awakeables completed by another handler (CompleteAwakeable)
+    # completed by another handler (CompleteAwakeable)
     aw3 = await d.send("/Waiter/wait_awakeable", "aw3")
     aw4 = await d.send("/Waiter/wait_awakeable", "aw4")
     id3 = await d.holder_value("aw3")
     id4 = await d.holder_value("aw4")
     await d.request(
-        "POST", "/Waiter/complete_awakeables", json_body={"resolve": id3, "reject": id4}, expect={200}
+        "POST",
+        "/Waiter/complete_awakeables",
+        json_body={"resolve": id3, "reject": id4},
+        expect={200},
     )
     await d.request("GET", f"/restate/invocation/{aw3}/attach", expect={200})
     await d.request("GET", f"/restate/invocation/{aw4}/attach", expect={400})
 
-    # -- named signals sent by a handler (SendSignal by name)
+    # named signals sent by a handler (SendSignal by name)
     waiting = await d.send("/Waiter/wait_signal")
     await d.request("POST", "/Waiter/send_signals", json_body=waiting, expect={200})
     await d.request("GET", f"/restate/invocation/{waiting}/attach", expect={200})
 
-    # -- cancellation through the admin API (SignalNotification idx 1)
+
+async def cancellation(d: Driver) -> None:
+    """Admin cancel (SignalNotification idx 1) and ctx.cancel_invocation (SendSignal idx 1)."""
     blocked = await d.send("/Waiter/block")
     await d.poll(f"{blocked} suspended", lambda: _is(d, blocked, "suspended"))
     await d.request("PATCH", f"/invocations/{blocked}/cancel", admin=True, expect={200, 202})
     await d.request("GET", f"/restate/invocation/{blocked}/attach", expect={409})
 
-    # -- cancellation from a handler (SendSignal idx 1) + attach to the cancelled invocation
     await d.request("POST", "/Greeter/canceller", expect={200})
 
-    # -- workflow: run + shared handlers on promises, attach / output by workflow key
+
+async def workflow(d: Driver) -> None:
+    """Workflow run + shared handlers on promises, attach / output by workflow key."""
     await d.send("/Signup/wf1/run", "Wes")
     await d.request("POST", "/Signup/wf1/peek", expect={200})
     await d.request("POST", "/Signup/wf1/approve", json_body="yes", expect={200})
@@ -450,21 +501,40 @@ async def scenarios(d: Driver) -> None:
     await d.request("POST", "/Signup/wf1/peek", expect={200})
 
 
+SCENARIOS = (
+    plain_service,
+    objects_and_calls,
+    ingress_features,
+    awakeables_and_signals,
+    cancellation,
+    workflow,
+)
+
+
+async def scenarios(d: Driver) -> None:
+    for scenario in SCENARIOS:
+        log(f"-- {scenario.__name__}")
+        await scenario(d)
+
+
 async def _is(d: Driver, inv_id: str, status: str) -> bool:
     return (await d.status_of(inv_id)) == status
 
 
 async def wait_all_completed(d: Driver) -> None:
     async def none_pending():
-        rows = await d.query("SELECT id, target, status FROM sys_invocation WHERE status != 'completed'")
+        rows = await d.query(
+            "SELECT id, target, status FROM sys_invocation WHERE status != 'completed'"
+        )
         if rows:
             none_pending.last = rows  # type: ignore[attr-defined]
         return not rows
 
     try:
         await d.poll("all invocations completed", none_pending)
-    except TimeoutError:
-        raise TimeoutError(f"invocations still pending: {getattr(none_pending, 'last', None)}")
+    except TimeoutError as e:
+        pending = getattr(none_pending, "last", None)
+        raise TimeoutError(f"invocations still pending: {pending}") from e
 
 
 def split_frames(body: bytes) -> list[int]:
@@ -491,7 +561,9 @@ def check_framing(exchanges: list[dict[str, Any]]) -> None:
         if not req or req[0] != 0x0000:
             raise ValueError(f"{ex['path']}: request does not start with StartMessage: {req}")
         if not resp or resp[-1] not in (0x0001, 0x0002, 0x0003):
-            raise ValueError(f"{ex['path']}: response does not end with End/Suspension/Error: {resp}")
+            raise ValueError(
+                f"{ex['path']}: response does not end with End/Suspension/Error: {resp}"
+            )
 
 
 # --------------------------------------------------------------------------- main
@@ -523,7 +595,7 @@ def write_server_config(tmp: Path, ports: dict[str, int]) -> Path:
     return cfg
 
 
-async def wait_http(url: str, what: str, proc: Optional[subprocess.Popen] = None) -> None:
+async def wait_http(url: str, what: str, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + STEP_TIMEOUT
     async with httpx.AsyncClient(timeout=2.0) as client:
         while True:
@@ -548,9 +620,9 @@ async def wait_tcp(port: int, what: str) -> None:
             writer.close()
             await writer.wait_closed()
             return
-        except OSError:
+        except OSError as e:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} did not come up on port {port}")
+                raise TimeoutError(f"{what} did not come up on port {port}") from e
             await asyncio.sleep(0.05)
 
 
@@ -559,7 +631,8 @@ async def run(binary: Path, tmp: Path, procs: Processes) -> dict[str, Any]:
         "restate_server": server_version(binary),
         "restate_sdk": importlib.metadata.version("restate-sdk"),
     }
-    log(f"restate-server {binary} ({versions['restate_server']}), restate-sdk {versions['restate_sdk']}")
+    log(f"restate-server {binary} ({versions['restate_server']})")
+    log(f"restate-sdk {versions['restate_sdk']}")
 
     ports = {name: free_port() for name in ("sdk", "proxy", "fabric", "admin", "ingress")}
     recorder = Recorder()
@@ -586,7 +659,7 @@ async def run(binary: Path, tmp: Path, procs: Processes) -> dict[str, Any]:
         serve(make_proxy(sdk_url, recorder, proxy_client), hc, shutdown_trigger=proxy_stop.wait)
     )
     proxy_url = f"http://127.0.0.1:{ports['proxy']}"
-    driver: Optional[Driver] = None
+    driver: Driver | None = None
     try:
         await wait_tcp(ports["proxy"], "recording proxy")
 
@@ -615,7 +688,7 @@ async def run(binary: Path, tmp: Path, procs: Processes) -> dict[str, Any]:
         proxy_stop.set()
         try:
             await asyncio.wait_for(proxy_task, 10)
-        except (asyncio.TimeoutError, Exception) as e:  # noqa: BLE001
+        except (TimeoutError, Exception) as e:
             log(f"proxy shutdown: {e!r}")
             proxy_task.cancel()
         await proxy_client.aclose()
@@ -623,8 +696,10 @@ async def run(binary: Path, tmp: Path, procs: Processes) -> dict[str, Any]:
     return {"recorded_with": versions, "exchanges": recorder.exchanges()}
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--restate-server", help="path of the restate-server binary")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="fixture file to write")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, data)")
@@ -650,10 +725,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(fixture, indent=1) + "\n")
         n_dep = sum(1 for e in fixture["exchanges"] if e["via"] == "deployment")
-        log(f"wrote {out}: {len(fixture['exchanges'])} exchanges ({n_dep} deployment) "
-            f"in {time.monotonic() - started:.1f}s")
+        log(
+            f"wrote {out}: {len(fixture['exchanges'])} exchanges ({n_dep} deployment) "
+            f"in {time.monotonic() - started:.1f}s"
+        )
         ok = True
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         log(f"FAILED: {e!r}")
         for name in ("restate-server.log", "sdk.log"):
             path = tmp / name

@@ -10,7 +10,6 @@ Serve with:  hypercorn --bind 127.0.0.1:PORT services:app
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Optional
 
 import restate
 from restate import (
@@ -202,7 +201,7 @@ async def hold(ctx: ObjectContext, value: str) -> None:
 
 
 @holder.handler(kind="shared")
-async def get(ctx: ObjectSharedContext) -> Optional[str]:
+async def get(ctx: ObjectSharedContext) -> str | None:
     return await ctx.get("id", type_hint=str)
 
 
@@ -285,7 +284,7 @@ async def reject_second(ctx: WorkflowSharedContext) -> str:
 
 
 @signup.handler()
-async def peek(ctx: WorkflowSharedContext) -> Optional[str]:
+async def peek(ctx: WorkflowSharedContext) -> str | None:
     """PeekPromise (void while unresolved)."""
     return await ctx.promise("approval", type_hint=str).peek()
 

@@ -37,7 +37,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped early: not an error
+        sys.stdout = None  # type: ignore[assignment]  # nothing left to flush at exit
+        code = 0
+    sys.exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:

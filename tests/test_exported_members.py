@@ -1,0 +1,28 @@
+"""The public surface of each import root is curated: adding or removing a name is deliberate."""
+
+from __future__ import annotations
+
+import perdure
+import perdure.protocol
+
+
+def test_protocol_exports() -> None:
+    assert sorted(perdure.protocol.__all__) == sorted(
+        [
+            "PROTOCOL_VERSION", "REQUESTED_ACK", "AwakeableId", "DeploymentId", "Frame",
+            "FrameDecoder", "FrameError", "FrameTooLargeError", "HandlerManifest", "HandlerType",
+            "InputSpec", "InvalidIdError", "InvocationId", "Manifest", "ManifestError", "Message",
+            "MessageDecodeError", "MessageType", "OnMaxAttempts", "Options", "OutputSpec",
+            "ProtocolError", "ProtocolMode", "ServiceManifest", "ServiceType",
+            "TruncatedFrameError", "UnknownMessageTypeError", "decode_frames", "decode_messages",
+            "encode_message", "encode_messages", "invocation_content_type",
+            "manifest_content_type", "messages", "negotiate_manifest_version",
+            "parse_invocation_content_type", "parse_manifest_content_type", "partition_key_of",
+        ]
+    )  # fmt: skip
+    for name in perdure.protocol.__all__:
+        assert hasattr(perdure.protocol, name), name
+
+
+def test_root_exports() -> None:
+    assert perdure.__all__ == ["__version__"]
