@@ -16,9 +16,10 @@ Everything the server sends to the deployment (discovery included) and everythin
 it gets back is recorded byte for byte ("via": "deployment"), as are the driver's
 requests to the ingress/admin APIs and their answers ("via": "ingress").
 
-Run with the interpreter of a venv that has restate-sdk==1.2.0, hypercorn, httpx:
+Run with the project's venv (scripts/setup installs restate-sdk==1.2.0, hypercorn, httpx and
+the official server into .ci/.tools):
 
-    /work/venvs/golden/bin/python scripts/golden/record.py \
+    .venv/bin/python scripts/golden/record.py \
         [--restate-server PATH] [--out tests/protocol/fixtures/golden_v6.json]
 """
 
@@ -252,8 +253,11 @@ def find_restate_server(explicit: str | None) -> Path:
         if not path.is_file():
             sys.exit(f"--restate-server {explicit}: no such file")
         return path
+    env = os.environ.get("PERDURE_RESTATE_SERVER")
+    if env:
+        return Path(env)
+    # scripts/setup installs the official server here (npm ships the binary in a platform package).
     patterns = [
-        "/work/tools/restate/node_modules/@restatedev/restate-server-*/bin/restate-server",
         str(
             REPO
             / ".ci"
