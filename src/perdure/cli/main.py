@@ -41,7 +41,7 @@ def run() -> None:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped early: not an error
-        sys.stdout = None  # type: ignore[assignment]  # nothing left to flush at exit
+        sys.stdout = None  # nothing left to flush at exit
         code = 0
     sys.exit(code)
 
