@@ -29,13 +29,11 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import glob
 import importlib.metadata
 import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -51,6 +49,11 @@ from hypercorn.config import Config
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO))  # the tests' process helpers start the server and the SDK
+
+from tests.support.official import RestateServer, find_restate_server, serve_asgi  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
+
 DEFAULT_OUT = REPO / "tests" / "protocol" / "fixtures" / "golden_v6.json"
 
 # Headers that describe one HTTP hop; never forwarded by the proxy.
@@ -72,12 +75,6 @@ TOTAL_TIMEOUT = 60.0  # seconds, the whole scenario run
 
 def log(msg: str) -> None:
     print(f"[record {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def b64(data: bytes) -> str:
@@ -202,85 +199,6 @@ def make_proxy(target: str, recorder: Recorder, client: httpx.AsyncClient):
         await send({"type": "http.response.body", "body": resp_body})
 
     return app
-
-
-# --------------------------------------------------------------------------- processes
-
-
-class Processes:
-    """Child processes, each in its own session so the whole group can be stopped."""
-
-    def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, args: list[str], log_path: Path, **kw) -> subprocess.Popen:
-        with open(log_path, "wb") as logf:
-            proc = subprocess.Popen(
-                args,
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                **kw,
-            )
-        self.procs.append((name, proc))
-        log(f"started {name} (pid {proc.pid})")
-        return proc
-
-    def stop_all(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log(f"{name} did not stop, killing")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-            # also clean up anything left in its process group
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        self.procs.clear()
-
-
-def find_restate_server(explicit: str | None) -> Path:
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            sys.exit(f"--restate-server {explicit}: no such file")
-        return path
-    env = os.environ.get("PERDURE_RESTATE_SERVER")
-    if env:
-        return Path(env)
-    # scripts/setup installs the official server here (npm ships the binary in a platform package).
-    patterns = [
-        str(
-            REPO
-            / ".ci"
-            / ".tools"
-            / "**"
-            / "node_modules"
-            / "@restatedev"
-            / "restate-server-*"
-            / "bin"
-            / "restate-server"
-        ),
-    ]
-    for pattern in patterns:
-        hits = sorted(glob.glob(pattern, recursive=True))
-        if hits:
-            return Path(hits[0])
-    which = shutil.which("restate-server")
-    if which:
-        return Path(which)
-    sys.exit(
-        "restate-server not found; pass --restate-server PATH "
-        "(npm install --prefix /work/tools/restate @restatedev/restate-server@1.7.12)"
-    )
 
 
 def server_version(binary: Path) -> str:
@@ -573,49 +491,6 @@ def check_framing(exchanges: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def write_server_config(tmp: Path, ports: dict[str, int]) -> Path:
-    cfg = tmp / "restate.toml"
-    cfg.write_text(
-        "\n".join(
-            [
-                'node-name = "perdure-golden"',
-                f'base-dir = "{tmp / "restate-data"}"',
-                f'bind-address = "127.0.0.1:{ports["fabric"]}"',
-                f'advertised-address = "http://127.0.0.1:{ports["fabric"]}/"',
-                "default-num-partitions = 2",
-                "disable-telemetry = true",
-                'shutdown-timeout = "5s"',
-                'log-filter = "warn,restate=info"',
-                "log-disable-ansi-codes = true",
-                "[admin]",
-                f'bind-address = "127.0.0.1:{ports["admin"]}"',
-                "disable-web-ui = true",
-                "[ingress]",
-                f'bind-address = "127.0.0.1:{ports["ingress"]}"',
-                "",
-            ]
-        )
-    )
-    return cfg
-
-
-async def wait_http(url: str, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + STEP_TIMEOUT
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while True:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with code {proc.returncode}")
-            try:
-                resp = await client.get(url)
-                if resp.status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} did not come up at {url}")
-            await asyncio.sleep(0.1)
-
-
 async def wait_tcp(port: int, what: str) -> None:
     deadline = time.monotonic() + STEP_TIMEOUT
     while True:
@@ -630,72 +505,48 @@ async def wait_tcp(port: int, what: str) -> None:
             await asyncio.sleep(0.05)
 
 
-async def run(binary: Path, tmp: Path, procs: Processes) -> dict[str, Any]:
+async def run(binary: Path, tmp: Path) -> dict[str, Any]:
     versions = {
         "restate_server": server_version(binary),
         "restate_sdk": importlib.metadata.version("restate-sdk"),
     }
     log(f"restate-server {binary} ({versions['restate_server']})")
     log(f"restate-sdk {versions['restate_sdk']}")
-
-    ports = {name: free_port() for name in ("sdk", "proxy", "fabric", "admin", "ingress")}
     recorder = Recorder()
-
-    # 1. the SDK app
-    sdk = procs.start(
-        "sdk",
-        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{ports['sdk']}", "services:app"],
-        tmp / "sdk.log",
-        cwd=str(HERE),
-    )
-    sdk_url = f"http://127.0.0.1:{ports['sdk']}"
-    await wait_http(sdk_url + "/health", "SDK app", sdk)
-
-    # 2. the recording proxy
-    proxy_client = httpx.AsyncClient(http1=True, http2=False, timeout=httpx.Timeout(60.0))
-    hc = Config()
-    hc.bind = [f"127.0.0.1:{ports['proxy']}"]
-    hc.accesslog = None
-    hc.errorlog = None
-    hc.include_server_header = False
-    proxy_stop = asyncio.Event()
-    proxy_task = asyncio.create_task(
-        serve(make_proxy(sdk_url, recorder, proxy_client), hc, shutdown_trigger=proxy_stop.wait)
-    )
-    proxy_url = f"http://127.0.0.1:{ports['proxy']}"
-    driver: Driver | None = None
-    try:
-        await wait_tcp(ports["proxy"], "recording proxy")
-
-        # 3. the official server
-        cfg = write_server_config(tmp, ports)
-        server = procs.start(
-            "restate-server",
-            [str(binary), "--config-file", str(cfg), "--no-logo", "--listen-mode", "tcp"],
-            tmp / "restate-server.log",
-            cwd=str(tmp),
+    proxy_port = free_port()
+    with contextlib.ExitStack() as stack:
+        # 1. the SDK app; 2. the recording proxy in front of it; 3. the official server
+        sdk_url = stack.enter_context(serve_asgi("services:app", tmp, cwd=HERE))
+        proxy_client = httpx.AsyncClient(http1=True, http2=False, timeout=httpx.Timeout(60.0))
+        hc = Config()
+        hc.bind = [f"127.0.0.1:{proxy_port}"]
+        hc.accesslog = None
+        hc.errorlog = None
+        hc.include_server_header = False
+        proxy_stop = asyncio.Event()
+        proxy_task = asyncio.create_task(
+            serve(make_proxy(sdk_url, recorder, proxy_client), hc, shutdown_trigger=proxy_stop.wait)
         )
-        admin = f"http://127.0.0.1:{ports['admin']}"
-        ingress = f"http://127.0.0.1:{ports['ingress']}"
-        await wait_http(admin + "/health", "restate-server admin", server)
-        await wait_http(ingress + "/restate/health", "restate-server ingress", server)
-
-        # 4. register + drive
-        driver = Driver(recorder, ingress, admin)
-        await register(driver, proxy_url)
-        await asyncio.wait_for(scenarios(driver), TOTAL_TIMEOUT)
-        await wait_all_completed(driver)
-        await asyncio.sleep(0.2)  # let the proxy record the last responses
-    finally:
-        if driver is not None:
-            await driver.close()
-        proxy_stop.set()
+        driver: Driver | None = None
         try:
-            await asyncio.wait_for(proxy_task, 10)
-        except (TimeoutError, Exception) as e:
-            log(f"proxy shutdown: {e!r}")
-            proxy_task.cancel()
-        await proxy_client.aclose()
+            await wait_tcp(proxy_port, "recording proxy")
+            restate = stack.enter_context(RestateServer.start(tmp))
+            # 4. register + drive
+            driver = Driver(recorder, restate.ingress, restate.admin)
+            await register(driver, f"http://127.0.0.1:{proxy_port}")
+            await asyncio.wait_for(scenarios(driver), TOTAL_TIMEOUT)
+            await wait_all_completed(driver)
+            await asyncio.sleep(0.2)  # let the proxy record the last responses
+        finally:
+            if driver is not None:
+                await driver.close()
+            proxy_stop.set()
+            try:
+                await asyncio.wait_for(proxy_task, 10)
+            except (TimeoutError, Exception) as e:
+                log(f"proxy shutdown: {e!r}")
+                proxy_task.cancel()
+            await proxy_client.aclose()
 
     return {"recorded_with": versions, "exchanges": recorder.exchanges()}
 
@@ -713,8 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     if not out.is_absolute():
         out = REPO / out
 
-    binary = find_restate_server(args.restate_server)
-    procs = Processes()
+    if args.restate_server:
+        os.environ["PERDURE_RESTATE_SERVER"] = args.restate_server
+    binary = find_restate_server()
+    if binary is None or not binary.is_file():
+        log("restate-server not found: run scripts/setup, or pass --restate-server PATH")
+        return 1
     tmp = Path(tempfile.mkdtemp(prefix="perdure-golden-"))
 
     def on_signal(signum, _frame):
@@ -724,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     ok = False
     try:
-        fixture = asyncio.run(run(binary, tmp, procs))
+        fixture = asyncio.run(run(binary, tmp))
         check_framing(fixture["exchanges"])
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(fixture, indent=1) + "\n")
@@ -736,13 +591,10 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
     except BaseException as e:
         log(f"FAILED: {e!r}")
-        for name in ("restate-server.log", "sdk.log"):
-            path = tmp / name
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-40:]
-                log(f"--- tail of {name} ---\n" + "\n".join(tail))
+        for path in sorted(tmp.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-40:]
+            log(f"--- tail of {path.name} ---\n" + "\n".join(tail))
     finally:
-        procs.stop_all()
         if args.keep_tmp or not ok:
             log(f"temp dir kept: {tmp}")
         else:
