@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.official import serve_asgi
+from tests.support.official import RestateServer, serve_asgi
 from tests.support.perdure_server import PerdureServer
 
 SERVICES = "tests.server.official_services:app"
@@ -19,7 +19,7 @@ SERVICES = "tests.server.official_services:app"
 
 @dataclass
 class Deployed:
-    server: PerdureServer
+    server: PerdureServer | RestateServer
     url: str
     effects: Path
     client: httpx.Client
@@ -31,14 +31,15 @@ class Deployed:
 
 
 @contextmanager
-def deployed(tmp: Path, *, use_http_11: bool = False) -> Iterator[Deployed]:
-    """perdure's server + the official-SDK services (hypercorn), registered."""
+def deployed(tmp: Path, *, use_http_11: bool = False, official: bool = False) -> Iterator[Deployed]:
+    """perdure's (or the official) server + the official-SDK services (hypercorn), registered."""
     effects = tmp / "effects"
     effects.mkdir()
     previous = os.environ.get("PERDURE_EFFECTS")
     os.environ["PERDURE_EFFECTS"] = str(effects)
     try:
-        with PerdureServer.start(tmp) as server, serve_asgi(SERVICES, tmp) as url:
+        starter = RestateServer.start if official else PerdureServer.start
+        with starter(tmp) as server, serve_asgi(SERVICES, tmp) as url:
             server.register(url, use_http_11=use_http_11)
             with (
                 httpx.Client(base_url=server.ingress, timeout=30.0) as client,
@@ -52,7 +53,10 @@ def deployed(tmp: Path, *, use_http_11: bool = False) -> Iterator[Deployed]:
             os.environ["PERDURE_EFFECTS"] = previous
 
 
-@pytest.fixture(scope="module")
-def perdure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    with deployed(tmp_path_factory.mktemp("perdure")) as d:
+@pytest.fixture(scope="module", params=["perdure", "official"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Deployed]:  # fmt: skip
+    """The same deployment on perdure's server and on the official one: scenarios must agree."""
+    with deployed(tmp_path_factory.mktemp(request.param),
+                  official=request.param == "official") as d:  # fmt: skip
         yield d
