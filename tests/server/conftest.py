@@ -34,7 +34,7 @@ class Deployed:
 def deployed(tmp: Path, *, use_http_11: bool = False, official: bool = False) -> Iterator[Deployed]:
     """perdure's (or the official) server + the official-SDK services (hypercorn), registered."""
     effects = tmp / "effects"
-    effects.mkdir()
+    effects.mkdir(parents=True)
     previous = os.environ.get("PERDURE_EFFECTS")
     os.environ["PERDURE_EFFECTS"] = str(effects)
     try:

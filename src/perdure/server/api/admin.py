@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import perdure
 from perdure.protocol import DeploymentId, InvalidIdError, InvocationId, Manifest
@@ -112,7 +113,7 @@ class Admin:
             case ["deployments", deployment_id] if method == "GET":
                 deployment = self.engine.registry.deployments.get(deployment_id)
                 if deployment is None:
-                    return error(404, f"deployment '{deployment_id}' not found")
+                    return error(404, f"The requested deployment '{deployment_id}' does not exist")
                 return Response.json(
                     200, deployment_json(self.engine.registry, deployment, detailed=True)
                 )
@@ -149,6 +150,7 @@ class Admin:
             if "arn" in body:
                 return error(400, "Lambda deployments are not supported by perdure")
             return error(400, "missing field `uri`")
+        uri = _normalize_uri(uri)
         use_http_11 = bool(body.get("use_http_11") or False)
         force = bool(body.get("force") or False)
         dry_run = bool(body.get("dry_run") or False)
@@ -240,7 +242,7 @@ class Admin:
                 DeploymentId.parse(deployment_id)
             except InvalidIdError as exc:
                 return error(400, str(exc))
-            return error(404, f"deployment '{deployment_id}' not found")
+            return error(404, f"The requested deployment '{deployment_id}' does not exist")
         if request.query().get("force") != "true":
             return Response(501)
         registry = self.engine.registry
@@ -254,7 +256,7 @@ class Admin:
         registry = self.engine.registry
         service = registry.service(name)
         if service is None:
-            return error(404, f"service '{name}' not found")
+            return error(404, f"The requested service '{name}' does not exist")
         match rest, request.method:
             case [], "GET":
                 return Response.json(200, service_json(service))
@@ -326,7 +328,7 @@ class Admin:
         if (action, outcome) in statuses:
             return Response(statuses[action, outcome])
         messages = {
-            "not_found": (404, f"invocation {text} not found"),
+            "not_found": (404, f"The requested invocation '{text}' does not exist"),
             "completed": (409, f"invocation {text} is already completed"),
             "not_completed": (409, f"invocation {text} is not completed yet"),
             "not_running": (409, f"invocation {text} is not running"),
@@ -352,6 +354,12 @@ class Admin:
         if inv is None:
             return error(404, f"invocation {text} not found")
         return Response.json(200, _invocation_json(inv))
+
+
+def _normalize_uri(uri: str) -> str:
+    """As the official server shows it: an empty path becomes "/"."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(path=parts.path or "/")) if parts.netloc else uri
 
 
 def _same_services(a: Manifest, b: Manifest) -> bool:

@@ -15,8 +15,14 @@ _HANDLER_TY = {"EXCLUSIVE": "Exclusive", "SHARED": "Shared", "WORKFLOW": "Workfl
 
 
 def rfc3339(ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = datetime.datetime.fromtimestamp(ms // 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}000000Z"
+
+
+def _schema_description(schema: Any) -> str | None:
+    if isinstance(schema, dict) and isinstance(schema.get("type"), str):
+        return f"JSON {schema['type']}"
+    return None
 
 
 def _input_description(spec: InputSpec | None) -> str:
@@ -24,6 +30,9 @@ def _input_description(spec: InputSpec | None) -> str:
         return 'one of ["none", "value of content-type \'*/*\'"]'
     if spec.required is None and spec.content_type is None and spec.json_schema is None:
         return "none"
+    described = _schema_description(spec.json_schema)
+    if described is not None:
+        return described
     value = f"value of content-type '{spec.content_type or '*/*'}'"
     return value if spec.required else f'one of ["none", "{value}"]'
 
@@ -33,6 +42,9 @@ def _output_description(spec: OutputSpec | None) -> str:
         return "value of content-type 'application/json'"
     if spec.content_type is None:
         return "none"
+    described = _schema_description(spec.json_schema)
+    if described is not None:
+        return described
     return f"value of content-type '{spec.content_type}'"
 
 
@@ -79,7 +91,8 @@ def handler_json(service: Service, handler: HandlerManifest) -> dict[str, Any]:
                   "on_max_attempts")
     ):  # fmt: skip
         out["retry_policy"] = _retry_policy(service, handler)
-    out["info"] = []
+    else:
+        out["retry_policy"] = {"max_attempts": None}
     return out
 
 
@@ -87,8 +100,8 @@ def service_json(service: Service) -> dict[str, Any]:
     manifest = service.manifest
     out: dict[str, Any] = {
         "name": service.name,
-        "handlers": [handler_json(service, h) for h in manifest.handlers],
         "ty": _SERVICE_TY[service.ty],
+        "handlers": [handler_json(service, h) for h in manifest.handlers],
     }
     if manifest.options.documentation is not None:
         out["documentation"] = manifest.options.documentation
@@ -110,7 +123,6 @@ def service_json(service: Service) -> dict[str, Any]:
     out["abort_timeout"] = format_duration(service.retention(None, "abort_timeout"))
     out["enable_lazy_state"] = service.lazy_state(None)
     out["retry_policy"] = _retry_policy(service, None)
-    out["info"] = []
     return out
 
 
@@ -140,7 +152,6 @@ def deployment_json(
         out["services"] = [service_json(s) for s in services]
     else:
         out["services"] = [{"name": s.name, "revision": s.record.revision} for s in services]
-    out["info"] = []
     return out
 
 
