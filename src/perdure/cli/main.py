@@ -1,15 +1,17 @@
 """Entry point of the ``perdure`` command and its subcommands.
 
-Today: ``perdure version`` and ``perdure decode`` (print a framed protocol stream, or every
-exchange of a recorded fixture, as one line per message). The server, dev mode and management
-commands arrive with their issues.
+Today: ``perdure version``, ``perdure decode`` (print a framed protocol stream, or every
+exchange of a recorded fixture, as one line per message) and ``perdure server``. Dev mode and
+management commands arrive with their issues.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +33,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return 0
     if args.command == "decode":
         return _decode(Path(args.file), out)
+    if args.command == "server":
+        return _server(args)
     parser.print_help(out)
     return 2
 
@@ -55,7 +59,38 @@ def _parser() -> argparse.ArgumentParser:
         help="print the protocol messages of a framed byte stream or a recorded fixture (.json)",
     )
     decode.add_argument("file", help="a file of framed messages, or a golden fixture JSON file")
+    server = sub.add_parser("server", help="run the perdure server (ingress, admin, engine)")
+    server.add_argument("--data-dir", default=".perdure", help="storage directory (./.perdure)")
+    server.add_argument(
+        "--ingress-bind", default="127.0.0.1:8080", help="ingress address (127.0.0.1:8080)"
+    )
+    server.add_argument(
+        "--admin-bind", default="127.0.0.1:9070", help="admin API address (127.0.0.1:9070)"
+    )
+    server.add_argument("--log-level", default="info", help="debug, info, warning (info)")
     return parser
+
+
+def _server(args: argparse.Namespace) -> int:
+    try:  # lazily: the server's dependencies are an extra
+        from perdure.server import ServerConfig, serve  # noqa: PLC0415
+    except ImportError as exc:  # the server extra is not installed
+        print(f"perdure server: missing dependency {exc.name}; pip install 'perdure[server]'",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for bind in (args.ingress_bind, args.admin_bind):
+        host, _, port = bind.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"perdure server: bad address {bind!r}, expected HOST:PORT", file=sys.stderr)
+            return 2
+    config = ServerConfig(
+        data_dir=Path(args.data_dir), ingress_bind=args.ingress_bind, admin_bind=args.admin_bind
+    )
+    asyncio.run(serve(config))
+    return 0
 
 
 def _decode(path: Path, out: TextIO) -> int:

@@ -1,4 +1,10 @@
 """The server: ingress and admin HTTP APIs, the engine, the invoker and storage.
 
-Not built yet (issue: "Server: the durable engine"); perdure.protocol is its base.
+``perdure server`` runs ``serve(ServerConfig(...))``. Inside: ``storage`` (SQLite, WAL, group
+commit), ``engine`` (deterministic transitions + the driver that commits and releases effects),
+``invoker`` (HTTP/2 bidi and HTTP/1.1 attempts, discovery), ``api`` (ingress and admin).
 """
+
+from perdure.server.app import ServerConfig, serve
+
+__all__ = ["ServerConfig", "serve"]

@@ -1,0 +1,1 @@
+"""HTTP APIs of the server: ingress (calls, sends, attach) and admin (deployments, services)."""

@@ -1,0 +1,374 @@
+"""The ingress HTTP API (Restate 1.7): calls, sends, attach/output, awakeables, health.
+
+Thin: parse and validate the request, hand one event to the engine, answer with the official
+status codes, headers (``x-restate-id``, ``x-restate-error-source``) and JSON error bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from perdure.protocol import AwakeableId, HandlerManifest, InvalidIdError, InvocationId
+from perdure.server.api.durations import DurationError, parse_duration
+from perdure.server.api.http import (
+    BodyTooLarge,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    lifespan,
+    read_request,
+    write_response,
+)
+from perdure.server.api.metadata import rfc3339
+from perdure.server.engine.core import InvokeRequest
+from perdure.server.records import Result, Status
+from perdure.server.registry import Service
+
+if TYPE_CHECKING:
+    from perdure.server.engine.driver import Engine
+
+log = logging.getLogger("perdure.server.ingress")
+_DROPPED_HEADERS = {"connection", "host", "idempotency-key", "idempotency-expires"}
+
+
+def error(status: int, message: str, *, source: str = "ingress",
+          headers: list[tuple[str, str]] | None = None) -> Response:  # fmt: skip
+    return Response.json(
+        status,
+        {"code": status, "message": message, "source": source},
+        [("x-restate-error-source", source), *(headers or [])],
+    )
+
+
+def result_response(
+    invocation_id: InvocationId,
+    result: Result,
+    handler: HandlerManifest | None,
+    *,
+    expires_at: int | None = None,
+) -> Response:
+    headers = [("x-restate-id", str(invocation_id))]
+    if expires_at is not None:
+        headers.append(("idempotency-expires", rfc3339(expires_at)))
+    if not result.ok:
+        code = result.failure_code or 500
+        status = code if 100 <= code <= 999 else 500
+        body = {"code": code, "message": result.failure_message, "source": "invocation"}
+        return Response.json(status, body, [("x-restate-error-source", "invocation"), *headers])
+    value = result.value or b""
+    output = handler.output if handler is not None else None
+    if output is None:
+        content_type: str | None = "application/json"
+        if_empty = False
+    else:
+        content_type, if_empty = output.content_type, bool(output.set_content_type_if_empty)
+    if content_type is not None and (value or if_empty):
+        headers.append(("content-type", content_type))
+    return Response(200, value, headers)
+
+
+def _content_type_matches(pattern: str, content_type: str) -> bool:
+    want = pattern.split(";", 1)[0].strip().lower()
+    got = content_type.split(";", 1)[0].strip().lower()
+    if want in ("*/*", got):
+        return True
+    if want.endswith("/*"):
+        return got.startswith(want[:-1])
+    return False
+
+
+def input_error(handler: HandlerManifest, content_type: str | None, body: bytes) -> str | None:
+    """Why a request body does not fit the handler's input rules (None when it does)."""
+    spec = handler.input
+    empty_ok = not body and content_type is None
+    if spec is None:
+        return None if empty_ok or content_type is not None else "a body needs a content-type"
+    if spec.required is None and spec.content_type is None and spec.json_schema is None:
+        return None if empty_ok else "the handler takes no input"
+    if not spec.required and empty_ok:
+        return None
+    if spec.content_type is not None and content_type is not None:
+        if _content_type_matches(spec.content_type, content_type):
+            if spec.json_schema is None or body:
+                return None
+            return "a body is required"
+        return f"expected content-type {spec.content_type!r}, got {content_type!r}"
+    return f"expected content-type {spec.content_type or '*/*'!r}"
+
+
+class Ingress:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = await read_request(scope, receive)
+        except BodyTooLarge:
+            await write_response(send, error(413, "the request body is too large"))
+            return
+        try:
+            response = await self.handle(request)
+        except Exception as exc:
+            log.exception("ingress request %s %s failed", scope["method"], scope["path"])
+            response = error(500, f"internal error: {exc}")
+        await write_response(send, response)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        path = request.raw_path.rstrip("/")
+        slashes = path.count("/")
+        if not 2 <= slashes <= 7 and path not in ("/openapi", "/restate"):
+            return error(400, f"bad path: {request.raw_path}")
+        segments = path.split("/")[1:]
+        first = segments[0]
+        if first == "openapi":
+            return error(404, "not found")
+        if first == "restate":
+            return await self._restate(request, segments[1:])
+        return await self._service(request, segments, send_prefix=None)
+
+    async def _restate(self, request: Request, rest: list[str]) -> Response:
+        head = rest[0] if rest else ""
+        if head == "health" and len(rest) == 1:
+            services = sorted(self.engine.registry.services)
+            return Response.json(200, {"services": services})
+        if head in ("awakeables", "a") and len(rest) == 3 and rest[2] in ("resolve", "reject"):
+            return await self._awakeable(request, rest[1], rest[2])
+        if head == "invocation" and len(rest) >= 3 and rest[-1] in ("attach", "output"):
+            return await self._invocation_target(request, rest[1:-1], rest[-1])
+        if head == "workflow" and len(rest) == 4 and rest[3] in ("attach", "output"):
+            wf, key = rest[1], _decode(rest[2])
+            if key is None:
+                return error(400, "bad workflow key: invalid UTF-8")
+            return await self._attach(
+                InvocationId.for_workflow(wf, key), rest[3], self._handler_of_run(wf)
+            )
+        if head in ("attach", "output") and len(rest) == 2:
+            return await self._by_id(rest[1], head)
+        if head in ("call", "send") and len(rest) >= 3:
+            return await self._service(request, rest[1:], send_prefix=head == "send")
+        return error(404, "not found")
+
+    async def _service(
+        self, request: Request, segments: list[str], *, send_prefix: bool | None
+    ) -> Response:
+        name = segments[0]
+        service = self.engine.registry.service(name)
+        if service is None:
+            return error(
+                404,
+                f"service '{name}' not found, make sure to register the service before calling it.",
+            )
+        rest = segments[1:]
+        is_send = bool(send_prefix)
+        if send_prefix is None and rest and rest[-1] == "send":
+            is_send = True
+            rest = rest[:-1]
+        keyed = service.ty != "SERVICE"
+        if keyed:
+            if len(rest) != 2:
+                return error(
+                    400,
+                    "bad path, expected either /:service-name/:handler or "
+                    "/:object-name/:object-key/:handler",
+                )
+            decoded = _decode(rest[0])
+            if decoded is None:
+                return error(400, "bad object key: invalid UTF-8")
+            key, handler_name = decoded, rest[1]
+        else:
+            if len(rest) != 1:
+                return error(
+                    400,
+                    "bad path, expected either /:service-name/:handler or "
+                    "/:object-name/:object-key/:handler",
+                )
+            key, handler_name = "", rest[0]
+        return await self._invoke(request, service, key, handler_name, is_send)
+
+    # -- call and send -------------------------------------------------------------------------
+
+    async def _invoke(
+        self, request: Request, service: Service, key: str, handler_name: str, is_send: bool
+    ) -> Response:
+        handler = service.handler(handler_name)
+        if handler is None:
+            return error(
+                404,
+                f"the service '{service.name}' exists, but the handler '{handler_name}' was not "
+                "found, check that the handler exists in the latest registered service version.",
+            )
+        if not service.public(handler):
+            return error(400, "the invoked service is not public")
+        idempotency_key = request.header("idempotency-key")
+        if idempotency_key is not None:
+            if service.handler_type(handler) == "WORKFLOW":
+                return error(
+                    400,
+                    "cannot use the idempotency key with workflow handlers. You can invoke "
+                    "workflow handlers without idempotency key, the workflow ID already "
+                    "guarantees idempotency.",
+                )
+            if not idempotency_key or not all(0x20 <= ord(c) < 0x7F for c in idempotency_key):
+                return error(400, "bad idempotency-key header: it must be visible ASCII")
+        if request.method not in ("GET", "POST"):
+            return error(405, "method not allowed")
+        problem = input_error(handler, request.header("content-type"), request.body)
+        if problem is not None:
+            return error(400, f"input validation error: {problem}")
+        delay_ms: int | None = None
+        query = request.query()
+        if "delay" in query:
+            try:
+                delay_ms = parse_duration(query["delay"])
+            except DurationError as exc:
+                return error(400, f"bad delay query parameter, must be a ISO8601 duration: {exc}")
+        if delay_ms is not None and not is_send:
+            return error(
+                400,
+                "cannot use the delay query parameter with calls. The delay is supported only "
+                "with sends.",
+            )
+        path_and_query = request.raw_path + (
+            f"?{request.query_string}" if request.query_string else ""
+        )
+        headers = [(k, v) for k, v in request.headers if k not in _DROPPED_HEADERS]
+        headers.append(("x-restate-ingress-path", path_and_query))
+        engine = self.engine
+        now = engine.clock.now_ms()
+        invoke = InvokeRequest(
+            service=service.name,
+            handler=handler.name,
+            key=key,
+            body=request.body,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            execution_time=now + delay_ms if delay_ms else None,
+            send=is_send,
+        )
+        outcome = engine.run(lambda core: core.invoke(invoke))
+        if is_send:
+            await engine.durable()
+            body: dict[str, Any] = {
+                "invocationId": str(outcome.invocation_id),
+                "status": "PreviouslyAccepted" if outcome.previously_accepted else "Accepted",
+            }
+            if outcome.execution_time is not None:
+                body["executionTime"] = rfc3339(outcome.execution_time)
+            return Response.json(202, body, [("x-restate-id", str(outcome.invocation_id))])
+        if outcome.result is not None:
+            await engine.durable()
+            return result_response(
+                outcome.invocation_id, outcome.result, handler, expires_at=outcome.expires_at
+            )
+        waiter = engine.wait_for(outcome.invocation_id)
+        result, _ = await waiter
+        return result_response(outcome.invocation_id, result, handler)
+
+    # -- attach and output ---------------------------------------------------------------------
+
+    def _handler_of_run(self, workflow: str) -> HandlerManifest | None:
+        service = self.engine.registry.service(workflow)
+        if service is None:
+            return None
+        return next(
+            (h for h in service.manifest.handlers if service.handler_type(h) == "WORKFLOW"), None
+        )
+
+    async def _by_id(self, text: str, mode: str) -> Response:
+        try:
+            invocation_id = InvocationId.parse(text)
+        except InvalidIdError as exc:
+            return error(400, f"bad invocation id: {exc}")
+        inv = self.engine.core.get(invocation_id)
+        handler = None
+        if inv is not None:
+            service = self.engine.registry.service(inv.service)
+            handler = service.handler(inv.handler) if service else None
+        return await self._attach(invocation_id, mode, handler)
+
+    async def _invocation_target(self, request: Request, parts: list[str], mode: str) -> Response:
+        if len(parts) == 1:
+            return await self._by_id(parts[0], mode)
+        service = self.engine.registry.service(parts[0])
+        if service is None:
+            return error(404, f"service '{parts[0]}' not found")
+        keyed = service.ty != "SERVICE"
+        if keyed and len(parts) == 4:
+            key = _decode(parts[1])
+            if key is None:
+                return error(400, "bad object key: invalid UTF-8")
+            handler_name, idem = parts[2], parts[3]
+        elif not keyed and len(parts) == 3:
+            key, handler_name, idem = None, parts[1], parts[2]
+        else:
+            return error(400, f"bad path: {request.raw_path}")
+        invocation_id = InvocationId.for_idempotent_request(
+            service.name, handler_name, idem, key=key
+        )
+        return await self._attach(invocation_id, mode, service.handler(handler_name))
+
+    async def _attach(
+        self, invocation_id: InvocationId, mode: str, handler: HandlerManifest | None
+    ) -> Response:
+        engine = self.engine
+        await engine.durable()
+        inv = engine.core.get(invocation_id)
+        if inv is None:
+            if mode == "attach":
+                return error(
+                    404, "not found", source="invocation",
+                    headers=[("x-restate-id", str(invocation_id))],
+                )  # fmt: skip
+            return error(404, "invocation not found")
+        if inv.status is Status.COMPLETED and inv.result is not None:
+            return result_response(invocation_id, inv.result, handler, expires_at=inv.expires_at)
+        if mode == "output":
+            return error(470, "the invocation exists but has not completed yet")
+        result, expires_at = await engine.wait_for(invocation_id)
+        return result_response(invocation_id, result, handler, expires_at=expires_at)
+
+    # -- awakeables ----------------------------------------------------------------------------
+
+    async def _awakeable(self, request: Request, text: str, action: str) -> Response:
+        if request.method != "POST":
+            return error(405, "method not allowed")
+        try:
+            awakeable = AwakeableId.parse(text)
+        except InvalidIdError as exc:
+            return error(400, f"bad awakeable id {text!r}: {exc}")
+        if awakeable.legacy:
+            return error(400, f"bad awakeable id {text!r}: prom_1 ids are not supported")
+        if action == "resolve":
+            result = Result(value=request.body)
+        else:
+            result = Result.failure(500, request.body.decode("utf-8", errors="replace"))
+        self.engine.run(
+            lambda core: core.signal(
+                awakeable.invocation_id, index=awakeable.signal_index, result=result
+            )
+        )
+        await self.engine.durable()
+        return Response(202)
+
+
+def _decode(segment: str) -> str | None:
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def parse_json(body: bytes) -> Any:
+    return json.loads(body)

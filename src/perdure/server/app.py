@@ -1,0 +1,103 @@
+"""``perdure server``: storage, registry, engine, invoker, ingress and admin wired together.
+
+SIGTERM (or SIGINT) stops gracefully: the HTTP servers stop accepting, live attempts are
+half-closed so that their SDKs reach a safe point (suspend), pending writes are committed, and the
+process exits. Nothing acknowledged is lost on SIGKILL either: every acknowledgement waits for the
+group commit that made it durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from perdure.server.api.admin import Admin
+from perdure.server.api.ingress import Ingress
+from perdure.server.engine.driver import Engine
+from perdure.server.invoker.invoker import Invoker
+from perdure.server.registry import Registry
+from perdure.server.storage import Store
+
+log = logging.getLogger("perdure.server")
+DB_FILE = "perdure.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: Path = field(default_factory=lambda: Path(".perdure"))
+    """Where the SQLite store lives (created if missing)."""
+    ingress_bind: str = "127.0.0.1:8080"
+    admin_bind: str = "127.0.0.1:9070"
+    synchronous: str = "FULL"
+    """SQLite ``synchronous`` pragma: FULL fsyncs every group commit."""
+    shutdown_timeout: float = 10.0
+    """How long a graceful stop waits for live attempts to reach a safe point."""
+
+
+def _hypercorn(bind: str, name: str) -> Config:
+    config = Config()
+    config.bind = [bind]
+    config.accesslog = None
+    config.errorlog = logging.getLogger(f"perdure.server.{name}.http")
+    config.include_server_header = False
+    config.graceful_timeout = 2.0
+    config.keep_alive_timeout = 75.0
+    return config
+
+
+async def _serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
+    await hypercorn_serve(app, _hypercorn(bind, name), shutdown_trigger=stop.wait)
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT arrive when ``stop`` is not given)."""
+    loop = asyncio.get_running_loop()
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.data_dir / DB_FILE, synchronous=config.synchronous)
+    registry = Registry()
+    registry.load(store)
+    engine = Engine(store, registry)
+    invoker = Invoker(engine)
+    engine.invoker = invoker
+    ingress_url = f"http://{config.ingress_bind}"
+    ingress = Ingress(engine)
+    admin = Admin(engine, invoker, ingress_url)
+    stop_accepting = asyncio.Event()
+    servers = [
+        loop.create_task(_serve_http(ingress, config.ingress_bind, "ingress", stop_accepting)),
+        loop.create_task(_serve_http(admin, config.admin_bind, "admin", stop_accepting)),
+    ]
+    engine.start()
+    log.info(
+        "perdure server listening: ingress http://%s, admin http://%s, data %s",
+        config.ingress_bind,
+        config.admin_bind,
+        config.data_dir.resolve(),
+    )
+    stopped = loop.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopped, *servers], return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if task is not stopped and task.exception() is not None:
+            log.error("an HTTP server failed: %s", task.exception())
+    log.info("stopping: no new requests; letting running attempts reach a safe point")
+    stop_accepting.set()
+    await invoker.drain(config.shutdown_timeout)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*servers, return_exceptions=True), 5.0)
+    await engine.stop()
+    await invoker.close()
+    stopped.cancel()
+    store.close()
+    log.info("stopped")

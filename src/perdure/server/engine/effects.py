@@ -1,0 +1,53 @@
+"""What the engine asks its drivers to do once the writes of a transition are durable.
+
+Effects are released only after the group commit that contains their writes ("durable before
+visible"), in the order the transitions produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perdure.protocol import Frame, InvocationId
+from perdure.server.records import Result
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """Run an attempt: replay the journal as committed at release time."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Stream a notification, now in the journal, into the live attempt (if there is one)."""
+
+    invocation_id: InvocationId
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class AbortAttempt:
+    """Stop the live attempt without waiting for the deployment (kill, pause)."""
+
+    invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """Answer ingress requests waiting for this invocation."""
+
+    invocation_id: InvocationId
+    result: Result
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSet:
+    """A timer was added: the timer driver may need to wake earlier."""
+
+    fire_at: int
+
+
+Effect = StartAttempt | Forward | AbortAttempt | Completed | TimerSet

@@ -1,0 +1,148 @@
+"""The invoker: starts attempts for the engine, routes forwarded notifications into them, and
+aborts them. At most one live attempt per invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import httpx
+
+from perdure.protocol import Frame, InvocationId
+from perdure.protocol import messages as m
+from perdure.server.invoker.attempt import Attempt, AttemptPlan
+from perdure.server.invoker.h2 import H2Pool
+from perdure.server.records import Status
+
+if TYPE_CHECKING:
+    from perdure.server.engine.driver import Engine
+
+log = logging.getLogger("perdure.server.invoker")
+
+
+class Invoker:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pool = H2Pool()
+        self.http11 = httpx.AsyncClient(http1=True, http2=False, timeout=None)
+        self.attempts: dict[InvocationId, Attempt] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.accepting = True
+
+    # -- AttemptRunner ---------------------------------------------------------------------------
+
+    def start(self, invocation_id: InvocationId) -> None:
+        """Plan an attempt from committed storage (called right after a commit) and run it."""
+        if not self.accepting:
+            return
+        old = self.attempts.pop(invocation_id, None)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        plan = self._plan(invocation_id)
+        if plan is None:
+            return
+        attempt = Attempt(
+            plan,
+            self.engine,
+            pool=self.pool,
+            http11=self.http11,
+            is_current=lambda a: self.attempts.get(a.plan.invocation_id) is a,
+            on_done=self._done,
+        )
+        self.attempts[invocation_id] = attempt
+        task = asyncio.get_running_loop().create_task(attempt.run())
+        attempt.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def forward(self, invocation_id: InvocationId, frame: Frame) -> None:
+        attempt = self.attempts.get(invocation_id)
+        if attempt is not None:
+            attempt.forward(frame)
+
+    def abort(self, invocation_id: InvocationId) -> None:
+        attempt = self.attempts.pop(invocation_id, None)
+        if attempt is not None and attempt.task is not None:
+            attempt.task.cancel()
+
+    def _done(self, attempt: Attempt) -> None:
+        if self.attempts.get(attempt.plan.invocation_id) is attempt:
+            del self.attempts[attempt.plan.invocation_id]
+
+    # -- planning --------------------------------------------------------------------------------
+
+    def _plan(self, invocation_id: InvocationId) -> AttemptPlan | None:
+        engine = self.engine
+        store, registry = engine.store, engine.registry
+        inv = store.get_invocation(invocation_id)
+        if inv is None or inv.status is not Status.INVOKED:
+            return None
+        service = registry.service(inv.service)
+        if inv.deployment_id is not None:
+            deployment = registry.deployments.get(inv.deployment_id)
+            version = inv.protocol_version or 6
+        else:
+            deployment = registry.deployment_of(inv.service)
+            version = deployment.protocol_version if deployment else 6
+        if deployment is None or service is None:
+            message = f"no deployment serves {inv.service} (pinned {inv.deployment_id})"
+            asyncio.get_running_loop().call_soon(
+                lambda: engine.run(lambda core: core.on_failure(invocation_id, 503, message))
+            )
+            return None
+        handler = service.handler(inv.handler)
+        journal = store.read_journal(invocation_id)
+        lazy = service.lazy_state(handler)
+        state = store.get_state(inv.service, inv.key) if inv.keyed and not lazy else []
+        now = engine.clock.now_ms()
+        start = m.StartMessage(
+            id=invocation_id.to_bytes(),
+            debug_id=str(invocation_id),
+            known_entries=len(journal),
+            state_map=[m.StateEntry(key=k, value=v) for k, v in state],
+            partial_state=not inv.keyed or lazy,
+            key=inv.key,
+            retry_count_since_last_stored_entry=inv.attempts_since_progress,
+            duration_since_last_stored_entry=max(0, now - inv.last_append_at),
+            random_seed=invocation_id.random_seed(),
+        )
+        payload = Frame.of(start).to_bytes() + b"".join(f.to_bytes() for f in journal)
+        record = deployment.record
+        return AttemptPlan(
+            invocation_id=invocation_id,
+            service=inv.service,
+            handler=inv.handler,
+            key=inv.key if inv.keyed else None,
+            deployment_id=deployment.id,
+            uri=record.uri,
+            use_http_11=record.use_http_11,
+            bidi=record.protocol_mode == "BIDI_STREAM" and not record.use_http_11,
+            protocol_version=version,
+            additional_headers=record.additional_headers,
+            payload=payload,
+            inactivity_timeout=service.retention(handler, "inactivity_timeout") / 1000,
+            abort_timeout=service.retention(handler, "abort_timeout") / 1000,
+        )
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    async def drain(self, timeout: float) -> None:
+        """Stop starting attempts; half-close live ones so they reach a safe point; wait."""
+        self.accepting = False
+        for attempt in list(self.attempts.values()):
+            attempt.half_close()
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def close(self) -> None:
+        self.accepting = False
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.pool.close()
+        await self.http11.aclose()

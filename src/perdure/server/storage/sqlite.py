@@ -1,0 +1,530 @@
+"""SQLite storage (WAL): the one place that turns engine records into rows and back.
+
+One connection, used only by the engine's thread. Writes collect in an open transaction that the
+engine commits as a group (``commit``): many events, one transaction, one fsync. Reads on the same
+connection see the writes of the open transaction, which is what an engine transition needs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from perdure.protocol import Frame, InvocationId, partition_key_of
+from perdure.protocol.messages import message_type
+from perdure.server.records import (
+    DeploymentRecord,
+    Invocation,
+    Result,
+    ServiceRecord,
+    Sink,
+    Status,
+    Timer,
+    TimerKind,
+)
+from perdure.server.storage.schema import migrate
+
+_U64_SIGN = 1 << 63
+
+
+def sql_pk(partition_key: int) -> int:
+    """A u64 partition key as SQLite's signed 64-bit integer (order is irrelevant)."""
+    return partition_key - (1 << 64) if partition_key >= _U64_SIGN else partition_key
+
+
+def key_pk(service_key: str) -> int:
+    return sql_pk(partition_key_of(service_key))
+
+
+_INVOCATION_COLUMNS = (
+    "pk, id, service, handler, key, service_ty, handler_ty, status, idempotency_key, "
+    "deployment_id, protocol_version, created_at, modified_at, execution_time, retry_count, "
+    "attempts_since_progress, last_append_at, next_retry_at, last_failure, awaiting, "
+    "journal_len, result_kind, result_value, failure_code, failure_message, completed_at, "
+    "expires_at, invoked_by"
+)
+
+
+class Store:
+    """Narrow interface over the tables of schema.py. Not thread-safe: one owner."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        migrate(self.db)
+        self._in_tx = False
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM timers").fetchone()
+        self._timer_seq = int(row[0])
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()
+        self._inbox_seq = int(row[0])
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        if not self._in_tx:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self._in_tx = False
+            self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self._in_tx = False
+            self.db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.rollback()
+        self.db.close()
+
+    # -- invocations ---------------------------------------------------------------------------
+
+    def get_invocation(self, invocation_id: InvocationId) -> Invocation | None:
+        row = self.db.execute(
+            f"SELECT {_INVOCATION_COLUMNS} FROM invocations WHERE pk = ? AND id = ?",
+            (sql_pk(invocation_id.partition_key), str(invocation_id)),
+        ).fetchone()
+        return _invocation(row) if row else None
+
+    def put_invocation(self, inv: Invocation) -> None:
+        result = inv.result
+        kind = None if result is None else ("value" if result.ok else "failure")
+        self.db.execute(
+            f"INSERT OR REPLACE INTO invocations ({_INVOCATION_COLUMNS}) VALUES "
+            f"({', '.join('?' * 28)})",
+            (
+                sql_pk(inv.id.partition_key),
+                str(inv.id),
+                inv.service,
+                inv.handler,
+                inv.key,
+                inv.service_ty,
+                inv.handler_ty,
+                inv.status.value,
+                inv.idempotency_key,
+                inv.deployment_id,
+                inv.protocol_version,
+                inv.created_at,
+                inv.modified_at,
+                inv.execution_time,
+                inv.retry_count,
+                inv.attempts_since_progress,
+                inv.last_append_at,
+                inv.next_retry_at,
+                inv.last_failure,
+                json.dumps(inv.awaiting) if inv.awaiting else None,
+                inv.journal_len,
+                kind,
+                None if result is None else result.value,
+                None if result is None else result.failure_code,
+                None if result is None else result.failure_message,
+                inv.completed_at,
+                inv.expires_at,
+                inv.invoked_by,
+            ),
+        )
+
+    def delete_invocation(self, invocation_id: InvocationId) -> None:
+        args = (sql_pk(invocation_id.partition_key), str(invocation_id))
+        self.db.execute("DELETE FROM invocations WHERE pk = ? AND id = ?", args)
+        self.db.execute("DELETE FROM journal WHERE pk = ? AND id = ?", args)
+        self.db.execute("DELETE FROM sinks WHERE pk = ? AND id = ?", args)
+        self.delete_timers_of(invocation_id)
+
+    def invocations_with_status(self, *statuses: Status) -> list[Invocation]:
+        marks = ", ".join("?" * len(statuses))
+        rows = self.db.execute(
+            f"SELECT {_INVOCATION_COLUMNS} FROM invocations WHERE status IN ({marks})",
+            [s.value for s in statuses],
+        ).fetchall()
+        return [_invocation(r) for r in rows]
+
+    def list_invocations(self, limit: int = 1000) -> list[Invocation]:
+        rows = self.db.execute(
+            f"SELECT {_INVOCATION_COLUMNS} FROM invocations ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_invocation(r) for r in rows]
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def append_journal(
+        self, inv: Invocation, frame: Frame, now: int, notification: str | None = None
+    ) -> int:
+        """Append one message; updates ``inv.journal_len`` (the caller stores ``inv``)."""
+        index = inv.journal_len
+        self.db.execute(
+            "INSERT INTO journal (pk, id, idx, type, flags, payload, notification, appended_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                sql_pk(inv.id.partition_key),
+                str(inv.id),
+                index,
+                int(frame.type),
+                frame.flags,
+                frame.payload,
+                notification,
+                now,
+            ),
+        )
+        inv.journal_len = index + 1
+        inv.last_append_at = now
+        return index
+
+    def read_journal(self, invocation_id: InvocationId) -> list[Frame]:
+        rows = self.db.execute(
+            "SELECT type, flags, payload FROM journal WHERE pk = ? AND id = ? ORDER BY idx",
+            (sql_pk(invocation_id.partition_key), str(invocation_id)),
+        ).fetchall()
+        return [Frame(message_type(t), f, bytes(p)) for t, f, p in rows]
+
+    def has_notification(self, invocation_id: InvocationId, keys: Iterable[str]) -> bool:
+        keys = list(keys)
+        if not keys:
+            return False
+        marks = ", ".join("?" * len(keys))
+        row = self.db.execute(
+            f"SELECT 1 FROM journal WHERE pk = ? AND id = ? AND notification IN ({marks}) LIMIT 1",
+            (sql_pk(invocation_id.partition_key), str(invocation_id), *keys),
+        ).fetchone()
+        return row is not None
+
+    # -- object / workflow state ---------------------------------------------------------------
+
+    def get_state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
+        rows = self.db.execute(
+            "SELECT state_key, value FROM state WHERE pk = ? AND service = ? AND key = ? "
+            "ORDER BY state_key",
+            (key_pk(key), service, key),
+        ).fetchall()
+        return [(bytes(k), bytes(v)) for k, v in rows]
+
+    def get_state_value(self, service: str, key: str, state_key: bytes) -> bytes | None:
+        row = self.db.execute(
+            "SELECT value FROM state WHERE pk = ? AND service = ? AND key = ? AND state_key = ?",
+            (key_pk(key), service, key, state_key),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_state(self, service: str, key: str, state_key: bytes, value: bytes) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO state (pk, service, key, state_key, value) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key_pk(key), service, key, state_key, value),
+        )
+
+    def clear_state(self, service: str, key: str, state_key: bytes) -> None:
+        self.db.execute(
+            "DELETE FROM state WHERE pk = ? AND service = ? AND key = ? AND state_key = ?",
+            (key_pk(key), service, key, state_key),
+        )
+
+    def clear_all_state(self, service: str, key: str) -> None:
+        self.db.execute(
+            "DELETE FROM state WHERE pk = ? AND service = ? AND key = ?",
+            (key_pk(key), service, key),
+        )
+
+    # -- exclusive locks and inboxes -----------------------------------------------------------
+
+    def lock_holder(self, service: str, key: str) -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM locks WHERE pk = ? AND service = ? AND key = ?",
+            (key_pk(key), service, key),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def take_lock(self, service: str, key: str, invocation_id: InvocationId) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO locks (pk, service, key, id) VALUES (?, ?, ?, ?)",
+            (key_pk(key), service, key, str(invocation_id)),
+        )
+
+    def release_lock(self, service: str, key: str) -> None:
+        self.db.execute(
+            "DELETE FROM locks WHERE pk = ? AND service = ? AND key = ?",
+            (key_pk(key), service, key),
+        )
+
+    def push_inbox(self, service: str, key: str, invocation_id: InvocationId) -> None:
+        self._inbox_seq += 1
+        self.db.execute(
+            "INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)",
+            (key_pk(key), service, key, self._inbox_seq, str(invocation_id)),
+        )
+
+    def pop_inbox(self, service: str, key: str) -> InvocationId | None:
+        row = self.db.execute(
+            "SELECT seq, id FROM inbox WHERE pk = ? AND service = ? AND key = ? "
+            "ORDER BY seq LIMIT 1",
+            (key_pk(key), service, key),
+        ).fetchone()
+        if row is None:
+            return None
+        self.db.execute(
+            "DELETE FROM inbox WHERE pk = ? AND service = ? AND key = ? AND seq = ?",
+            (key_pk(key), service, key, row[0]),
+        )
+        return InvocationId.parse(row[1])
+
+    def remove_from_inbox(self, service: str, key: str, invocation_id: InvocationId) -> None:
+        self.db.execute(
+            "DELETE FROM inbox WHERE pk = ? AND service = ? AND key = ? AND id = ?",
+            (key_pk(key), service, key, str(invocation_id)),
+        )
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def add_timer(
+        self,
+        fire_at: int,
+        invocation_id: InvocationId,
+        kind: TimerKind,
+        completion_id: int | None = None,
+    ) -> None:
+        self._timer_seq += 1
+        self.db.execute(
+            "INSERT INTO timers (pk, seq, fire_at, id, kind, completion_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                sql_pk(invocation_id.partition_key),
+                self._timer_seq,
+                fire_at,
+                str(invocation_id),
+                kind.value,
+                completion_id,
+            ),
+        )
+
+    def due_timers(self, now: int, limit: int = 1000) -> list[Timer]:
+        rows = self.db.execute(
+            "SELECT pk, seq, fire_at, id, kind, completion_id FROM timers "
+            "WHERE fire_at <= ? ORDER BY fire_at, seq LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [
+            Timer(pk, seq, at, InvocationId.parse(i), TimerKind(k), c)
+            for pk, seq, at, i, k, c in rows
+        ]
+
+    def next_timer_at(self) -> int | None:
+        row = self.db.execute("SELECT MIN(fire_at) FROM timers").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def delete_timer(self, timer: Timer) -> None:
+        self.db.execute("DELETE FROM timers WHERE pk = ? AND seq = ?", (timer.pk, timer.seq))
+
+    def delete_timers_of(self, invocation_id: InvocationId, kind: TimerKind | None = None) -> None:
+        query = "DELETE FROM timers WHERE pk = ? AND id = ?"
+        args: tuple[object, ...] = (sql_pk(invocation_id.partition_key), str(invocation_id))
+        if kind is not None:
+            query += " AND kind = ?"
+            args = (*args, kind.value)
+        self.db.execute(query, args)
+
+    # -- sinks (who waits for an invocation's result) ------------------------------------------
+
+    def add_sink(self, invocation_id: InvocationId, sink: Sink) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sinks (pk, id, caller, completion_id, notification_type) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                sql_pk(invocation_id.partition_key),
+                str(invocation_id),
+                str(sink.caller),
+                sink.completion_id,
+                sink.notification_type,
+            ),
+        )
+
+    def take_sinks(self, invocation_id: InvocationId) -> list[Sink]:
+        args = (sql_pk(invocation_id.partition_key), str(invocation_id))
+        rows = self.db.execute(
+            "SELECT caller, completion_id, notification_type FROM sinks WHERE pk = ? AND id = ?",
+            args,
+        ).fetchall()
+        self.db.execute("DELETE FROM sinks WHERE pk = ? AND id = ?", args)
+        return [Sink(InvocationId.parse(c), cid, t) for c, cid, t in rows]
+
+    def callees_of(self, caller: InvocationId, notification_type: int) -> list[InvocationId]:
+        rows = self.db.execute(
+            "SELECT id FROM sinks WHERE caller = ? AND notification_type = ?",
+            (str(caller), notification_type),
+        ).fetchall()
+        return [InvocationId.parse(r[0]) for r in rows]
+
+    # -- idempotency index ---------------------------------------------------------------------
+
+    def put_idempotency(
+        self, service: str, key: str, handler: str, idem_key: str, invocation_id: InvocationId
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO idempotency (pk, service, key, handler, idempotency_key, id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (sql_pk(invocation_id.partition_key), service, key, handler, idem_key,
+             str(invocation_id)),
+        )  # fmt: skip
+
+    def delete_idempotency(self, invocation_id: InvocationId) -> None:
+        self.db.execute(
+            "DELETE FROM idempotency WHERE pk = ? AND id = ?",
+            (sql_pk(invocation_id.partition_key), str(invocation_id)),
+        )
+
+    # -- workflow promises ---------------------------------------------------------------------
+
+    def get_promise(self, service: str, key: str, name: str) -> Result | None:
+        row = self.db.execute(
+            "SELECT result_kind, value, failure_code, failure_message FROM promises "
+            "WHERE pk = ? AND service = ? AND key = ? AND name = ?",
+            (key_pk(key), service, key, name),
+        ).fetchone()
+        return None if row is None else _result(row)
+
+    def complete_promise(self, service: str, key: str, name: str, result: Result) -> None:
+        self.db.execute(
+            "INSERT INTO promises (pk, service, key, name, result_kind, value, failure_code, "
+            "failure_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key_pk(key), service, key, name, "value" if result.ok else "failure",
+                result.value, result.failure_code, result.failure_message,
+            ),
+        )  # fmt: skip
+
+    def add_promise_listener(
+        self, service: str, key: str, name: str, invocation_id: InvocationId, cid: int
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO promise_listeners (pk, service, key, name, id, completion_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key_pk(key), service, key, name, str(invocation_id), cid),
+        )
+
+    def take_promise_listeners(
+        self, service: str, key: str, name: str
+    ) -> list[tuple[InvocationId, int]]:
+        args = (key_pk(key), service, key, name)
+        rows = self.db.execute(
+            "SELECT id, completion_id FROM promise_listeners "
+            "WHERE pk = ? AND service = ? AND key = ? AND name = ?",
+            args,
+        ).fetchall()
+        self.db.execute(
+            "DELETE FROM promise_listeners WHERE pk = ? AND service = ? AND key = ? AND name = ?",
+            args,
+        )
+        return [(InvocationId.parse(i), c) for i, c in rows]
+
+    def clear_promises(self, service: str, key: str) -> None:
+        args = (key_pk(key), service, key)
+        self.db.execute("DELETE FROM promises WHERE pk = ? AND service = ? AND key = ?", args)
+        self.db.execute(
+            "DELETE FROM promise_listeners WHERE pk = ? AND service = ? AND key = ?", args
+        )
+
+    # -- deployments and services --------------------------------------------------------------
+
+    def put_deployment(self, d: DeploymentRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO deployments (id, uri, use_http_11, additional_headers, "
+            "metadata, protocol_mode, min_protocol_version, max_protocol_version, sdk_version, "
+            "manifest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                d.id, d.uri, int(d.use_http_11), json.dumps(d.additional_headers),
+                json.dumps(d.metadata), d.protocol_mode, d.min_protocol_version,
+                d.max_protocol_version, d.sdk_version, d.manifest, d.created_at,
+            ),
+        )  # fmt: skip
+
+    def delete_deployment(self, deployment_id: str) -> None:
+        self.db.execute("DELETE FROM deployments WHERE id = ?", (deployment_id,))
+
+    def list_deployments(self) -> list[DeploymentRecord]:
+        rows = self.db.execute(
+            "SELECT id, uri, use_http_11, additional_headers, metadata, protocol_mode, "
+            "min_protocol_version, max_protocol_version, sdk_version, manifest, created_at "
+            "FROM deployments ORDER BY created_at"
+        ).fetchall()
+        return [
+            DeploymentRecord(
+                r[0], r[1], bool(r[2]), json.loads(r[3]), json.loads(r[4]), r[5], r[6], r[7],
+                r[8], r[9], r[10],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def put_service(self, s: ServiceRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO services (name, revision, deployment_id, manifest, overrides) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (s.name, s.revision, s.deployment_id, s.manifest, s.overrides),
+        )
+
+    def delete_service(self, name: str) -> None:
+        self.db.execute("DELETE FROM services WHERE name = ?", (name,))
+
+    def list_services(self) -> list[ServiceRecord]:
+        rows = self.db.execute(
+            "SELECT name, revision, deployment_id, manifest, overrides FROM services ORDER BY name"
+        ).fetchall()
+        return [ServiceRecord(*r) for r in rows]
+
+
+def _result(row: Any) -> Result:
+    kind, value, code, message = row
+    if kind == "value":
+        return Result(value=bytes(value) if value is not None else b"")
+    return Result.failure(int(code), str(message or ""))
+
+
+def _invocation(row: Any) -> Invocation:
+    (
+        _pk, id_, service, handler, key, service_ty, handler_ty, status, idem, dep, version,
+        created, modified, execution_time, retry_count, since_progress, last_append, next_retry,
+        last_failure, awaiting, journal_len, result_kind, result_value, failure_code,
+        failure_message, completed_at, expires_at, invoked_by,
+    ) = row  # fmt: skip
+    result = (
+        None
+        if result_kind is None
+        else _result((result_kind, result_value, failure_code, failure_message))
+    )
+    return Invocation(
+        id=InvocationId.parse(str(id_)),
+        service=str(service),
+        handler=str(handler),
+        key=str(key),
+        service_ty=str(service_ty),
+        handler_ty=None if handler_ty is None else str(handler_ty),
+        status=Status(status),
+        created_at=int(created),
+        modified_at=int(modified),
+        last_append_at=int(last_append),
+        idempotency_key=None if idem is None else str(idem),
+        deployment_id=None if dep is None else str(dep),
+        protocol_version=None if version is None else int(version),
+        execution_time=None if execution_time is None else int(execution_time),
+        retry_count=int(retry_count),
+        attempts_since_progress=int(since_progress),
+        next_retry_at=None if next_retry is None else int(next_retry),
+        last_failure=None if last_failure is None else str(last_failure),
+        awaiting=json.loads(str(awaiting)) if awaiting else [],
+        journal_len=int(journal_len),
+        result=result,
+        completed_at=None if completed_at is None else int(completed_at),
+        expires_at=None if expires_at is None else int(expires_at),
+        invoked_by=None if invoked_by is None else str(invoked_by),
+    )
