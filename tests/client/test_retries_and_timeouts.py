@@ -4,6 +4,7 @@ bound the whole exchange and surface as TransportError."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -119,10 +120,11 @@ class _SlowHandler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         time.sleep(float(self.headers.get("x-sleep") or 0))
         body = b'"late"'
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

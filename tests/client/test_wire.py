@@ -67,9 +67,9 @@ PATHS: list[tuple[str, Any, str, str]] = [
     ),
     (
         "service attach by idempotency key",
-        lambda c: c.service_invocation_by_idempotency_key("S", "h", "a/b").attach(),
+        lambda c: c.service_invocation_by_idempotency_key("S", "h", "order-1:a@b").attach(),
         "GET",
-        "/restate/invocation/S/h/a%2Fb/attach",
+        "/restate/invocation/S/h/order-1:a@b/attach",
     ),
     (
         "object output by idempotency key",
@@ -101,6 +101,45 @@ def test_paths(run: Runner, op: Any, method: str, path: str) -> None:
     assert recorder.last.method == method
     assert recorder.last.url.raw_path.decode() == path
     assert recorder.last.url.host == "ingress.test"
+
+
+@pytest.mark.parametrize(
+    ("op", "path", "body"),
+    [
+        (
+            lambda c: c.service_invocation_by_idempotency_key("S", "h", "a/b").attach(),
+            "/restate/attach",
+            {
+                "target": "idempotentInvocation",
+                "service": "S",
+                "handler": "h",
+                "idempotencyKey": "a/b",
+            },
+        ),
+        (
+            lambda c: c.object_invocation_by_idempotency_key("O", "k/1", "h", "50% off?").output(),
+            "/restate/output",
+            {
+                "target": "idempotentInvocation",
+                "service": "O",
+                "key": "k/1",
+                "handler": "h",
+                "idempotencyKey": "50% off?",
+            },
+        ),
+    ],
+    ids=["service", "object"],
+)
+def test_idempotency_keys_a_path_cannot_carry_go_in_a_body(
+    run: Runner, op: Any, path: str, body: dict[str, str]
+) -> None:
+    # Restate does not percent-decode idempotency keys in /restate/invocation/... paths.
+    recorder = Recorder([ok("x")])
+    assert run(recorder, op) == "x"
+    assert recorder.last.method == "POST"
+    assert recorder.last.url.path == path
+    assert json.loads(recorder.last.content) == body
+    assert recorder.last.headers["content-type"] == "application/json"
 
 
 @pytest.mark.parametrize(
@@ -302,6 +341,10 @@ def test_empty_ids_and_keys_are_refused(run: Runner) -> None:
         run(recorder, lambda c: c.invocation_by_id("").attach())
     with pytest.raises(ValueError, match="idempotency key"):
         run(recorder, lambda c: c.service("S", "h").request(1, idempotency_key=""))
+    with pytest.raises(ValueError, match="printable ASCII"):
+        run(recorder, lambda c: c.service("S", "h").request(1, idempotency_key="clé"))
+    with pytest.raises(ValueError, match="printable ASCII"):
+        run(recorder, lambda c: c.service_invocation_by_idempotency_key("S", "h", "a\nb").output())
     with pytest.raises(TypeError, match="key must be a str"):
         run(recorder, lambda c: c.object("O", 5, "h").request())
     assert recorder.requests == []

@@ -234,14 +234,14 @@ class AsyncClient:
     def service_invocation_by_idempotency_key(
         self, service: str, handler: str, idempotency_key: str, *, output: Any = Any
     ) -> AsyncInvocationHandle[Any]:
-        path = _core.idempotent_invocation_path(service, None, handler, idempotency_key)
-        return AsyncInvocationHandle(self, path, output)
+        locator = _core.idempotent_invocation_locator(service, None, handler, idempotency_key)
+        return AsyncInvocationHandle(self, locator, output)
 
     def object_invocation_by_idempotency_key(
         self, obj: str, key: str, handler: str, idempotency_key: str, *, output: Any = Any
     ) -> AsyncInvocationHandle[Any]:
-        path = _core.idempotent_invocation_path(obj, key, handler, idempotency_key)
-        return AsyncInvocationHandle(self, path, output)
+        locator = _core.idempotent_invocation_locator(obj, key, handler, idempotency_key)
+        return AsyncInvocationHandle(self, locator, output)
 
     def workflow_handle(
         self, workflow: str, key: str, *, output: Any = Any
@@ -373,9 +373,9 @@ class AsyncRequester(AsyncSendRequester[In, Out]):
 class AsyncInvocationHandle(Generic[Out]):
     """An existing invocation: ``attach`` waits for its result, ``output`` reads it now."""
 
-    def __init__(self, client: AsyncClient, path: str, output_type: Any) -> None:
+    def __init__(self, client: AsyncClient, locator: _core.Locator, output_type: Any) -> None:
         self._client = client
-        self._path = path
+        self._locator = locator
         self._output_type = output_type
 
     async def attach(
@@ -391,7 +391,7 @@ class AsyncInvocationHandle(Generic[Out]):
         return await self._lookup("output", headers, timeout)
 
     async def _lookup(self, what: Any, headers: Mapping[str, str] | None, timeout: Timeout) -> Out:
-        exchange = self._client._config.lookup(self._path, what, headers, timeout)
+        exchange = self._client._config.lookup(self._locator, what, headers, timeout)
         result: Out = _core.read_output(await self._client._perform(exchange), self._output_type)
         return result
 

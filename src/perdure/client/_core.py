@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,13 +19,15 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from perdure.client._errors import ResponseDecodeError, error_from_response
-from perdure.client._serde import decode_output, encode_input
+from perdure.client._serde import JSON_CONTENT_TYPE, decode_output, encode_input
 from perdure.protocol.manifest import ServiceType
 from perdure.sdk.refs import ref_of
 
 TargetKind = Literal["service", "object", "workflow"]
 SendStatus = Literal["Accepted", "PreviouslyAccepted"]
 Timeout = float | timedelta | None
+Locator = str | Mapping[str, str]
+"""Where an invocation is found: a path (``/restate/invocation/{id}``) or a JSON lookup body."""
 
 
 class _UseClientDefault:
@@ -210,15 +213,25 @@ class Config:
         )
 
     def lookup(
-        self, path: str, what: Literal["attach", "output"], headers: Any, timeout: Any
+        self, locator: Locator, what: Literal["attach", "output"], headers: Any, timeout: Any
     ) -> Exchange:
-        """GET ``{path}/attach`` or ``/output``: idempotent, and by default without a time limit."""
+        """Attach to or read an invocation: idempotent, and by default without a time limit.
+
+        A path locator becomes ``GET {path}/{what}``; a body locator ``POST /restate/{what}``.
+        """
+        timeout = self._timeout(timeout, None)
+        if isinstance(locator, str):
+            method, path, content_type, content = "GET", f"{locator}/{what}", None, None
+        else:
+            method, path, content_type = "POST", f"/restate/{what}", JSON_CONTENT_TYPE
+            content = json.dumps(dict(locator), separators=(",", ":")).encode()
         return Exchange(
-            "GET",
-            f"{path}/{what}",
-            self._headers(headers, None, None),
+            method,
+            path,
+            self._headers(headers, content_type, None),
+            content=content,
             retryable=True,
-            timeout=self._timeout(timeout, None),
+            timeout=timeout,
             connect_timeout=self.timeout,
         )
 
@@ -247,8 +260,7 @@ class Config:
         if content_type is not None:
             merged["content-type"] = content_type
         if idempotency_key is not None:
-            if not idempotency_key:
-                raise ValueError("the idempotency key is empty")
+            _check_idempotency_key(idempotency_key)
             merged["idempotency-key"] = idempotency_key
         # The caller's headers come last so they can override (e.g. content-type).
         merged.update(lower_keys(headers))
@@ -272,15 +284,38 @@ def invocation_path(invocation_id: str) -> str:
     return f"/restate/invocation/{_segment(invocation_id)}"
 
 
-def idempotent_invocation_path(
+def idempotent_invocation_locator(
     service: str, key: str | None, handler: str, idempotency_key: str
-) -> str:
+) -> Locator:
+    """Where an invocation made with an idempotency key is found.
+
+    Restate does not percent-decode the idempotency key in ``/restate/invocation/...`` paths
+    (checked against restate-server 1.7.12), so a key is put there only as it is, when it is made
+    of characters a path segment may carry. Any other key (with '/', '%', '?', a space...) is
+    looked up through ``POST /restate/attach|output`` with a JSON body, which carries it verbatim.
+    """
     _check_name("service", service)
     _check_name("handler", handler)
+    _check_idempotency_key(idempotency_key)
+    if _PATH_SAFE.fullmatch(idempotency_key):
+        keyed = "" if key is None else f"/{_segment(key)}"
+        return f"/restate/invocation/{service}{keyed}/{handler}/{idempotency_key}"
+    body = {"target": "idempotentInvocation", "service": service, "handler": handler}
+    if key is not None:
+        body["key"] = key
+    body["idempotencyKey"] = idempotency_key
+    return body
+
+
+# RFC 3986 pchar without percent-escapes: unreserved, sub-delims, ':' and '@'.
+_PATH_SAFE = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@]+")
+
+
+def _check_idempotency_key(idempotency_key: str) -> None:
     if not idempotency_key:
         raise ValueError("the idempotency key is empty")
-    keyed = "" if key is None else f"/{_segment(key)}"
-    return f"/restate/invocation/{service}{keyed}/{handler}/{_segment(idempotency_key)}"
+    if not idempotency_key.isascii() or not idempotency_key.isprintable():
+        raise ValueError(f"the idempotency key must be printable ASCII, got {idempotency_key!r}")
 
 
 def workflow_path(workflow: str, key: str) -> str:

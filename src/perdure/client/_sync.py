@@ -219,14 +219,14 @@ class Client:
     def service_invocation_by_idempotency_key(
         self, service: str, handler: str, idempotency_key: str, *, output: Any = Any
     ) -> InvocationHandle[Any]:
-        path = _core.idempotent_invocation_path(service, None, handler, idempotency_key)
-        return InvocationHandle(self, path, output)
+        locator = _core.idempotent_invocation_locator(service, None, handler, idempotency_key)
+        return InvocationHandle(self, locator, output)
 
     def object_invocation_by_idempotency_key(
         self, obj: str, key: str, handler: str, idempotency_key: str, *, output: Any = Any
     ) -> InvocationHandle[Any]:
-        path = _core.idempotent_invocation_path(obj, key, handler, idempotency_key)
-        return InvocationHandle(self, path, output)
+        locator = _core.idempotent_invocation_locator(obj, key, handler, idempotency_key)
+        return InvocationHandle(self, locator, output)
 
     def workflow_handle(
         self, workflow: str, key: str, *, output: Any = Any
@@ -367,9 +367,9 @@ class Requester(SendRequester[In, Out]):
 class InvocationHandle(Generic[Out]):
     """An existing invocation: ``attach`` waits for its result, ``output`` reads it now."""
 
-    def __init__(self, client: Client, path: str, output_type: Any) -> None:
+    def __init__(self, client: Client, locator: _core.Locator, output_type: Any) -> None:
         self._client = client
-        self._path = path
+        self._locator = locator
         self._output_type = output_type
 
     def attach(
@@ -385,7 +385,7 @@ class InvocationHandle(Generic[Out]):
         return self._lookup("output", headers, timeout)
 
     def _lookup(self, what: Any, headers: Mapping[str, str] | None, timeout: Timeout) -> Out:
-        exchange = self._client._config.lookup(self._path, what, headers, timeout)
+        exchange = self._client._config.lookup(self._locator, what, headers, timeout)
         result: Out = _core.read_output(self._client._perform(exchange), self._output_type)
         return result
 
