@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.client.servers import SERVERS
+from tests.client.servers import SERVERS, IngressServer
 from tests.client.wire import Recorder
 from tests.support.official import serve_asgi
 
@@ -38,28 +38,33 @@ def run(request: pytest.FixtureRequest) -> Runner:
     return Runner(request.param)
 
 
-# -- interop: a server with the official-SDK services registered ---------------------------------
-
-
-@dataclass
-class Deployment:
-    """A running ingress with tests.client.official_services registered."""
-
-    ingress: str
-    admin: str
-    name: str
+# -- interop: a real ingress, and the official-SDK services registered with it -------------------
 
 
 @pytest.fixture(scope="session", params=sorted(SERVERS))
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    """One server per kind for the whole run, with the services deployed (h2c); tests use
-    fresh keys so they do not meet."""
+) -> Iterator[IngressServer]:
+    """A running server of each kind (``.ingress``, ``.admin``, ``.register``), one per run."""
     tmp = tmp_path_factory.mktemp(f"client-{request.param}")
-    with (
-        SERVERS[request.param](tmp) as running,
-        serve_asgi("tests.client.official_services:app", tmp) as url,
-    ):
-        running.register(url)
-        yield Deployment(running.ingress, running.admin, request.param)
+    with SERVERS[request.param](tmp) as running:
+        yield running
+
+
+@dataclass
+class Deployment:
+    """A server with tests.client.official_services registered (h2c)."""
+
+    ingress: str
+    admin: str
+
+
+@pytest.fixture(scope="session")
+def deployed(
+    server: IngressServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """Tests share it and use fresh keys so they do not meet."""
+    tmp = tmp_path_factory.mktemp("client-services")
+    with serve_asgi("tests.client.official_services:app", tmp) as url:
+        server.register(url)
+        yield Deployment(server.ingress, server.admin)

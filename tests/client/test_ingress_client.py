@@ -73,7 +73,7 @@ register(add_ref, HandlerRef("Counter", "add", ServiceType.VIRTUAL_OBJECT, int, 
 # -- request-response --------------------------------------------------------------------------
 
 
-def test_request_response(server: Deployment, mode: str) -> None:
+def test_request_response(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         assert await m(c.service("Greeter", "greet").request("Ann")) == "Hello Ann"
@@ -98,22 +98,22 @@ def test_request_response(server: Deployment, mode: str) -> None:
         assert await m(c.service(greet_ref).request("Bo")) == "Hello Bo"
         assert await m(c.object(add_ref, key).request(1)) == 6
 
-    run_scenario(mode, server.ingress, scenario, headers={"x-client": "c"})
+    run_scenario(mode, deployed.ingress, scenario, headers={"x-client": "c"})
 
 
-def test_http2(server: Deployment, mode: str) -> None:
+def test_http2(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         assert await m(m.client.service("Greeter", "greet").request("h2")) == "Hello h2"
         handle = await m(m.client.service_send("Greeter", "greet").send("h2", idempotency_key="x"))
         assert await m(handle.attach()) == "Hello h2"
 
-    run_scenario(mode, server.ingress, scenario, http2=True)
+    run_scenario(mode, deployed.ingress, scenario, http2=True)
 
 
 # -- idempotency -------------------------------------------------------------------------------
 
 
-def test_same_idempotency_key_same_result_one_execution(server: Deployment, mode: str) -> None:
+def test_same_idempotency_key_same_result_one_execution(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         key, ikey = fresh("obj"), fresh("ik")
@@ -156,32 +156,35 @@ def test_same_idempotency_key_same_result_one_execution(server: Deployment, mode
         with pytest.raises(NotFoundError):
             await m(svc.output())
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
-def test_send_accepted_then_previously_accepted(server: Deployment, mode: str) -> None:
+def test_send_accepted_then_previously_accepted(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         ikey = fresh("send")
         first = await m(
             c.service_send("Greeter", "greet").send(
-                "Ann", idempotency_key=ikey, headers={"x-a": "1"}
+                "Ann", delay=timedelta(milliseconds=300), idempotency_key=ikey, headers={"x-a": "1"}
             )
         )
         second = await m(c.service_send("Greeter", "greet").send("Ann", idempotency_key=ikey))
         assert first.status == "Accepted" and second.status == "PreviouslyAccepted"
         assert first.id == second.id and first.id.startswith("inv_1")
-        assert first.execution_time is None
+        assert first.execution_time is not None
+        assert second.execution_time == first.execution_time  # the original time is echoed
+        undelayed = await m(c.service_send("Greeter", "greet").send("Bo"))
+        assert undelayed.execution_time is None and undelayed.id != first.id
         assert await m(c.invocation_by_id(first.id).attach()) == "Hello Ann"
         assert await m(c.invocation_by_id(first.id, output=str).output()) == "Hello Ann"
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
 # -- delayed sends -----------------------------------------------------------------------------
 
 
-def test_delayed_send_waits_for_its_delay(server: Deployment, mode: str) -> None:
+def test_delayed_send_waits_for_its_delay(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         key = fresh("later")
@@ -207,13 +210,13 @@ def test_delayed_send_waits_for_its_delay(server: Deployment, mode: str) -> None
         assert datetime.now(UTC) >= handle.execution_time - timedelta(milliseconds=100)
         assert await m(c.object("Counter", key, "get").request()) == 1
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
 # -- attach and output -------------------------------------------------------------------------
 
 
-def test_attach_while_running_and_after_completion(server: Deployment, mode: str) -> None:
+def test_attach_while_running_and_after_completion(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         key, ikey = fresh("latch"), fresh("ik")
@@ -236,10 +239,10 @@ def test_attach_while_running_and_after_completion(server: Deployment, mode: str
         assert await m(by_id.output()) == "L: go"
         assert await m(by_key.output()) == "L: go"
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
-def test_reject_awakeable(server: Deployment, mode: str) -> None:
+def test_reject_awakeable(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         key = fresh("reject")
@@ -252,13 +255,13 @@ def test_reject_awakeable(server: Deployment, mode: str) -> None:
         assert "not today" in failed.value.message
         assert failed.value.source == "invocation"
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
 # -- workflows ---------------------------------------------------------------------------------
 
 
-def test_workflow_lifecycle(server: Deployment, mode: str) -> None:
+def test_workflow_lifecycle(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         key = fresh("wf a/b?")  # percent-encoded in every path
@@ -291,13 +294,13 @@ def test_workflow_lifecycle(server: Deployment, mode: str) -> None:
         await m(c.object("Signup", key2, "approve").request("ops"))
         assert await running.result() == "Bo approved by ops"
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
 # -- errors ------------------------------------------------------------------------------------
 
 
-def test_each_error_class_from_a_real_answer(server: Deployment, mode: str) -> None:
+def test_each_error_class_from_a_real_answer(deployed: Deployment, mode: str) -> None:
     async def scenario(m: Mode) -> None:
         c = m.client
         with pytest.raises(NotFoundError) as e404:
@@ -332,7 +335,7 @@ def test_each_error_class_from_a_real_answer(server: Deployment, mode: str) -> N
             await m(c.service("Greeter", "fail").request(409))
         # NotReadyError and ConflictError from the ingress: test_workflow_lifecycle
 
-    run_scenario(mode, server.ingress, scenario)
+    run_scenario(mode, deployed.ingress, scenario)
 
 
 def test_transport_error_when_nothing_listens(mode: str) -> None:

@@ -348,3 +348,30 @@ def test_empty_ids_and_keys_are_refused(run: Runner) -> None:
     with pytest.raises(TypeError, match="key must be a str"):
         run(recorder, lambda c: c.object("O", 5, "h").request())
     assert recorder.requests == []
+
+
+def test_close_and_context_managers() -> None:
+    import asyncio
+
+    recorder = Recorder([ok(1)])
+    client = recorder.client()
+    assert client.service("S", "h").request() == 1
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.service("S", "h").request()
+    with recorder.client() as entered:
+        assert entered.service("S", "h").request() == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        entered.service("S", "h").request()
+
+    async def main() -> None:
+        recorder = Recorder([lambda _: ok(1)])  # a fresh response per request
+        client = recorder.async_client()
+        assert await client.service("S", "h").request() == 1
+        await client.aclose()
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.service("S", "h").request()
+        async with recorder.async_client() as entered:
+            assert await entered.object("O", "k", "h").request() == 1
+
+    asyncio.run(main())
