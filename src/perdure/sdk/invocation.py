@@ -187,7 +187,9 @@ class Invocation:
         """A retryable failure of a step: end the attempt, or (retries spent) a terminal 500."""
         vm = self.vm
         count, duration_ms = 0, 0
-        if run.command_index <= vm.replayed_commands:
+        # The retry counters of StartMessage belong to the step the last attempt stopped at:
+        # the last command it journaled.
+        if run.command_index == vm.replayed_commands - 1:
             info = vm.start_info()
             count, duration_ms = info.retry_count, info.retry_duration_ms
         count += 1
