@@ -262,6 +262,8 @@ class Service(_Definition):
         if kind not in (None, "shared"):
             raise ValueError(f"a service handler cannot be {kind!r}")
 
+        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
+
         def decorate(fn: F) -> F:
             self._add(
                 fn,
@@ -295,6 +297,8 @@ class VirtualObject(_Definition):
         if kind not in _KINDS:
             raise ValueError(f"an object handler is 'exclusive' or 'shared', not {kind!r}")
 
+        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
+
         def decorate(fn: F) -> F:
             self._add(
                 fn,
@@ -327,6 +331,8 @@ class Workflow(_Definition):
         if options.get("idempotency_retention") is not None:
             raise TypeError("a workflow's run handler has workflow_retention, not idempotency")
 
+        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
+
         def decorate(fn: F) -> F:
             self._add(
                 fn,
@@ -355,6 +361,8 @@ class Workflow(_Definition):
             raise ValueError("a workflow's other handlers are shared; use main() for the run")
         if options.get("workflow_retention") is not None:
             raise TypeError("workflow_retention belongs on Workflow.main()")
+
+        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
 
         def decorate(fn: F) -> F:
             self._add(

@@ -100,7 +100,10 @@ class App:
         return None if definition is None else definition.handlers.get(handler)
 
     async def _discover(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
-        version = negotiate_manifest_version(headers.get("accept"))
+        accept = headers.get("accept")
+        if accept is not None and "vnd.restate.endpointmanifest" not in accept:
+            accept = None  # e.g. */* from a browser or curl: no preference
+        version = negotiate_manifest_version(accept)
         if version is None:
             await _respond(send, 415, b"no supported manifest version (v2..v4) in accept")
             return

@@ -233,8 +233,8 @@ def _schema(tp: Any) -> dict[str, Any]:
         schema: dict[str, Any] = tp.model_json_schema()
         return schema
     if _is_msgspec_struct(tp):
-        (out,), components = _msgspec.json.schema_components([tp])
-        return {**out, "$defs": components} if components else dict(out)
+        struct_schema: dict[str, Any] = _msgspec.json.schema(tp)
+        return struct_schema
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         props = {f.name: _schema(hints.get(f.name, Any)) for f in dataclasses.fields(tp)}
