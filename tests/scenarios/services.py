@@ -387,4 +387,29 @@ async def starts(ctx: Context, key: str) -> int:
     return STARTS[key]
 
 
-app = perdure.app([greeter, counter, orders, caller, saga, probe])
+# -- options, as the server reports them ----------------------------------------------------------
+
+configured = perdure.Service(
+    "Configured",
+    description="a configured service",
+    inactivity_timeout=timedelta(seconds=90),
+    abort_timeout=timedelta(minutes=5),
+    idempotency_retention=timedelta(hours=2),
+    journal_retention=timedelta(hours=3),
+    retry_policy=perdure.RetryPolicy(
+        initial_interval=timedelta(milliseconds=250),
+        exponentiation_factor=3.0,
+        max_interval=timedelta(seconds=20),
+        max_attempts=7,
+        on_max_attempts="kill",
+    ),
+)
+
+
+@configured.handler(ingress_private=True, inactivity_timeout=timedelta(seconds=45))
+async def hidden(ctx: Context) -> str:
+    """Only other handlers may call this one."""
+    return "hidden"
+
+
+app = perdure.app([greeter, counter, orders, caller, saga, probe, configured])
