@@ -25,4 +25,16 @@ def test_protocol_exports() -> None:
 
 
 def test_root_exports() -> None:
-    assert perdure.__all__ == ["__version__"]
+    assert sorted(perdure.__all__) == sorted(
+        [
+            "App", "BytesSerde", "CallFuture", "Caller", "Context", "DurableFuture",
+            "DurablePromise", "JsonSerde", "ObjectContext", "ObjectSharedContext", "Request",
+            "RetryPolicy", "SendHandle", "Sender", "Serde", "Service", "TerminalError",
+            "VirtualObject", "Workflow", "WorkflowContext", "WorkflowSharedContext",
+            "__version__", "all", "any", "app", "as_completed", "first_completed", "gather",
+            "serve", "serve_async",
+        ]
+    )  # fmt: skip
+    for name in perdure.__all__:
+        assert hasattr(perdure, name), name
+    assert perdure.all is perdure.gather

@@ -1,0 +1,237 @@
+"""The ASGI endpoint a Restate server invokes: discovery, invocation attempts, health.
+
+``GET …/discover`` answers the manifest (v2..v4 by ``Accept``; BIDI_STREAM when asked over
+HTTP/2, REQUEST_RESPONSE over HTTP/1.1). ``POST …/invoke/{service}/{handler}`` runs one attempt:
+the response head goes out at once, request body bytes feed the VM while the handler runs, and
+output is streamed as it is produced. After the terminal message the request is read to its end
+before the response ends (the server half-closes it once it saw End/Suspension/Error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from perdure.protocol.manifest import Manifest, ProtocolMode
+from perdure.protocol.versions import (
+    PROTOCOL_VERSION,
+    invocation_content_type,
+    manifest_content_type,
+    negotiate_manifest_version,
+    parse_invocation_content_type,
+)
+from perdure.sdk.context import context_for
+from perdure.sdk.definitions import HandlerDef, ServiceDefinition
+from perdure.sdk.errors import VMError
+from perdure.sdk.invocation import Invocation
+from perdure.sdk.vm import VM
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+SERVER_HEADER = b"perdure/0.1"
+DRAIN_TIMEOUT = 30.0
+"""How long to wait for the server to close the request after our terminal message."""
+
+log = logging.getLogger("perdure.endpoint")
+
+
+class App:
+    """An ASGI application serving a set of services, objects and workflows."""
+
+    def __init__(self, services: Iterable[ServiceDefinition]) -> None:
+        self.services: dict[str, ServiceDefinition] = {}
+        for service in services:
+            if service.name in self.services:
+                raise ValueError(f"two services are named {service.name!r}")
+            self.services[service.name] = service
+        self.inflight: set[asyncio.Task[Any]] = set()
+
+    def manifest(self, mode: ProtocolMode) -> Manifest:
+        return Manifest(
+            protocol_mode=mode,
+            min_protocol_version=PROTOCOL_VERSION,
+            max_protocol_version=PROTOCOL_VERSION,
+            services=tuple(s.manifest() for s in self.services.values()),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        parts = [p for p in scope["path"].split("/") if p]
+        method = scope["method"]
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        if method == "GET" and parts[-1:] == ["discover"]:
+            await self._discover(scope, headers, send)
+        elif method == "GET" and parts[-1:] == ["health"]:
+            await _respond(send, 200, b"", b"text/plain")
+        elif method == "POST" and len(parts) >= 3 and parts[-3] == "invoke":
+            handler = self._handler(parts[-2], parts[-1])
+            if handler is None:
+                await _respond(send, 404, f"no handler {parts[-2]}/{parts[-1]}".encode())
+                return
+            version = parse_invocation_content_type(headers.get("content-type"))
+            if version != PROTOCOL_VERSION:
+                message = f"unsupported protocol {headers.get('content-type')!r}; speaks v6"
+                await _respond(send, 415, message.encode())
+                return
+            task = asyncio.current_task()
+            if task is not None:
+                self.inflight.add(task)
+            try:
+                await _invoke(handler, receive, send)
+            finally:
+                if task is not None:
+                    self.inflight.discard(task)
+        else:
+            await _respond(send, 404, b"not found")
+
+    def _handler(self, service: str, handler: str) -> HandlerDef | None:
+        definition = self.services.get(service)
+        return None if definition is None else definition.handlers.get(handler)
+
+    async def _discover(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
+        accept = headers.get("accept")
+        if accept is not None and "vnd.restate.endpointmanifest" not in accept:
+            accept = None  # e.g. */* from a browser or curl: no preference
+        version = negotiate_manifest_version(accept)
+        if version is None:
+            await _respond(send, 415, b"no supported manifest version (v2..v4) in accept")
+            return
+        http11 = scope.get("http_version", "1.1") in ("1.0", "1.1")
+        mode = ProtocolMode.REQUEST_RESPONSE if http11 else ProtocolMode.BIDI_STREAM
+        try:
+            body = json.dumps(self.manifest(mode).to_json(version)).encode()
+        except ValueError as exc:
+            await _respond(send, 500, str(exc).encode())
+            return
+        await _respond(send, 200, body, manifest_content_type(version).encode())
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes = b"text/plain"
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"x-restate-server", SERVER_HEADER)],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _invoke(handler: HandlerDef, receive: Receive, send: Send) -> None:
+    """One attempt: stream the VM's output while feeding it the request body."""
+    content_type = invocation_content_type(PROTOCOL_VERSION).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", content_type), (b"x-restate-server", SERVER_HEADER)],
+        }
+    )
+    await _Attempt(handler, receive, send).run()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _Attempt:
+    """Shuttles bytes between one HTTP exchange and one Invocation."""
+
+    def __init__(self, handler: HandlerDef, receive: Receive, send: Send) -> None:
+        self.vm = VM()
+        self.inv = Invocation(self.vm, handler)
+        self.receive, self.send = receive, send
+        self.input_done = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read_body())
+        handler_task: asyncio.Task[None] | None = None
+        try:
+            await self.started.wait()
+            if self.vm.ready and not self.vm.closed:
+                handler_task = asyncio.create_task(self.inv.run_handler(context_for(self.inv)))
+                await self._pump(handler_task)
+            await self._send_output()
+            # The server closes the request once it saw our terminal message; read to the end.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.input_done.wait(), DRAIN_TIMEOUT)
+        finally:
+            if handler_task is not None and not handler_task.done():
+                handler_task.cancel()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _pump(self, handler_task: asyncio.Task[None]) -> None:
+        """Send output as the handler produces it, until the handler is over."""
+        while True:
+            self.inv.output.clear()
+            await self._send_output()
+            if handler_task.done():
+                break
+            output = asyncio.ensure_future(self.inv.output.wait())
+            await asyncio.wait([output, handler_task], return_when=asyncio.FIRST_COMPLETED)
+            output.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handler_task
+
+    async def _send_output(self) -> None:
+        out = self.vm.take_output()
+        if out:
+            await self.send({"type": "http.response.body", "body": out, "more_body": True})
+
+    async def _read_body(self) -> None:
+        vm, inv = self.vm, self.inv
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    break
+                body = message.get("body", b"")
+                if body and not vm.closed:
+                    vm.feed(body)
+                if vm.ready:
+                    self.started.set()
+                inv.progress.set()
+                if not message.get("more_body", False):
+                    break
+            if not vm.closed:
+                vm.feed_eof()
+        except VMError as exc:
+            log.warning("invocation stream rejected: %s", exc)
+            vm.fail(exc)
+            inv.flush()
+        finally:
+            vm.input_closed = True
+            self.input_done.set()
+            self.started.set()
+            inv.progress.set()
+
+
+def app(services: Iterable[ServiceDefinition]) -> App:
+    """The ASGI application serving ``services`` (pass it to ``perdure.serve`` or any server)."""
+    return App(services)
+
+
+__all__ = ["App", "app"]

@@ -1,0 +1,16 @@
+"""Attaching to invocations by id and by idempotency key, and peeking at their output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.scenarios.support import ok, unique
+
+pytestmark = pytest.mark.interop
+
+
+def test_attach_by_id_and_idempotency_key_and_peek(server: Any) -> None:
+    key = unique("attach")
+    assert ok(server, "Caller/attach", key) == [None, key, key, key, 7, 7]
