@@ -171,11 +171,13 @@ class Ingress:
                 f"service '{name}' not found, make sure to register the service before calling it.",
             )
         rest = segments[1:]
+        keyed = service.ty != "SERVICE"
         is_send = bool(send_prefix)
-        if send_prefix is None and rest and rest[-1] == "send":
+        # A trailing "send" is the one-way suffix only after a complete target: /Svc/send calls
+        # the handler named "send", /Svc/send/send sends to it.
+        if send_prefix is None and len(rest) == (3 if keyed else 2) and rest[-1] == "send":
             is_send = True
             rest = rest[:-1]
-        keyed = service.ty != "SERVICE"
         if keyed:
             if len(rest) != 2:
                 return error(
