@@ -277,7 +277,10 @@ class Client:
             time.sleep(pause)
 
     def _attempt(self, exchange: Exchange, deadline: float | None) -> Reply:
-        response = self._http.request(
+        """One request. httpx's timeouts bound each phase (connect, each read), not the whole;
+        so the body is streamed and the deadline checked as it arrives: an answer that trickles
+        in cannot outlast the exchange's timeout by more than one read's wait."""
+        request = self._http.build_request(
             exchange.method,
             exchange.path,
             content=exchange.content,
@@ -285,10 +288,21 @@ class Client:
             headers=exchange.headers,
             timeout=_timeouts(exchange, deadline),
         )
+        response = self._http.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"no complete answer within {exchange.timeout} s", request=request
+                    )
+        finally:
+            response.close()
         return Reply(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
-            response.content,
+            b"".join(chunks),
         )
 
 
