@@ -81,7 +81,7 @@ def test_a_bad_invocation_id_is_a_400() -> None:
     with pytest.raises(TargetError) as caught:
         parse_target_body(body(target="invocation", invocationId="inv_bad"))
     assert caught.value.status == 400
-    assert caught.value.message.startswith("bad invocation id 'inv_bad'")
+    assert caught.value.message == "bad invocation id 'inv_bad': must start with 'inv_1'"
 
 
 def test_ids_are_the_ones_calls_and_sends_get() -> None:

@@ -68,7 +68,8 @@ def parse_invocation_id(text: str) -> InvocationId:
     try:
         return InvocationId.parse(text)
     except InvalidIdError as exc:
-        raise TargetError(400, f"bad invocation id '{text}': {exc}") from exc
+        reason = str(exc).removeprefix(f"invocation id {text!r} ")
+        raise TargetError(400, f"bad invocation id '{text}': {reason}") from exc
 
 
 # The official server reports a body it cannot deserialize as an internal error (500) with this
