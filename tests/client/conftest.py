@@ -68,3 +68,14 @@ def deployed(
     with serve_asgi("tests.client.official_services:app", tmp) as url:
         server.register(url)
         yield Deployment(server.ingress, server.admin)
+
+
+@pytest.fixture(scope="session")
+def perdure_deployed(
+    server: IngressServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """The same server with tests.client.perdure_services (perdure-SDK services) registered."""
+    tmp = tmp_path_factory.mktemp("client-perdure-services")
+    with serve_asgi("tests.client.perdure_services:app", tmp) as url:
+        server.register(url)
+        yield Deployment(server.ingress, server.admin)

@@ -1,6 +1,6 @@
-"""The servers the client's scenario tests run against. Each yields an object with ``.ingress``,
-``.admin`` and ``.register(uri, use_http_11=...)``; perdure's own server plugs in here as another
-parameter of the ``server`` fixture when it exists."""
+"""The servers the client's scenario tests run against: the official Restate server (the
+reference) and perdure's own. Each yields an object with ``.ingress``, ``.admin`` and
+``.register(uri, use_http_11=...)``; every client scenario runs once per entry of SERVERS."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tests.support.official import RestateServer
+from tests.support.perdure_server import PerdureServer
 
 
 class IngressServer(Protocol):
@@ -25,4 +26,10 @@ def official(tmp: Path) -> Iterator[IngressServer]:
         yield server
 
 
-SERVERS = {"official": official}
+@contextmanager
+def perdure(tmp: Path) -> Iterator[IngressServer]:
+    with PerdureServer.start(tmp) as server:
+        yield server
+
+
+SERVERS = {"official": official, "perdure": perdure}

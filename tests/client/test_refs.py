@@ -4,6 +4,7 @@ decorator registered, and decodes its result with the handler's return type."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -92,3 +93,26 @@ def test_workflow_shared_handler_reference_via_object(run: Runner) -> None:
     recorder = Recorder([ok("ok")])
     assert run(recorder, lambda c: c.object(interact, "w").request("hi")) == "ok"
     assert recorder.last.url.path == "/Signup/w/interact"
+
+
+def test_handles_by_reference_address_the_same_invocations_as_names(run: Runner) -> None:
+    recorder = Recorder([ok({"text": "hi"}), ok({"text": "hi"}), ok(3), ok(3), ok("done")])
+    out = run(recorder, lambda c: c.service_invocation_by_idempotency_key(greet, "abc").output())
+    assert out == Greeting("hi")  # the reference's result type
+    assert recorder.last.method == "GET"
+    assert recorder.last.url.path == "/restate/invocation/Greeter/greet/abc/output"
+    run(recorder, lambda c: c.service_invocation_by_idempotency_key(greet, idempotency_key="a b")
+        .attach())  # fmt: skip
+    assert recorder.last.method == "POST" and recorder.last.url.path == "/restate/attach"
+    assert json.loads(recorder.last.content) == {
+        "target": "idempotentInvocation", "service": "Greeter", "handler": "greet",
+        "idempotencyKey": "a b",
+    }  # fmt: skip
+    assert run(recorder, lambda c: c.object_invocation_by_idempotency_key(add, "k/1", "x")
+               .output()) == 3  # fmt: skip
+    assert recorder.last.url.raw_path == b"/restate/invocation/Counter/k%2F1/add/x/output"
+    run(recorder, lambda c: c.object_invocation_by_idempotency_key(add, "k", idempotency_key="x")
+        .output())  # fmt: skip
+    assert recorder.last.url.raw_path == b"/restate/invocation/Counter/k/add/x/output"
+    assert run(recorder, lambda c: c.workflow_handle(run_workflow, "wf 1").attach()) == "done"
+    assert recorder.last.url.raw_path == b"/restate/workflow/Signup/wf%201/attach"

@@ -119,12 +119,19 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         time.sleep(float(self.headers.get("x-sleep") or 0))
-        body = b'"late"'
+        drip = float(self.headers.get("x-drip") or 0)
+        body = b'"late"' if not drip else b'"' + b"." * 30 + b'"'
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
             self.send_response(200)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not drip:
+                self.wfile.write(body)
+                return
+            for byte in body:  # a byte at a time: no single read waits long
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(drip)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -186,6 +193,25 @@ def test_call_timeout_per_call_overrides(run: Runner, slow_server: str) -> None:
                 1, headers={"x-sleep": "3"}, timeout=timedelta(seconds=0.3)
             ),
         )
+
+
+def test_timeout_bounds_the_whole_exchange_not_each_read(run: Runner, slow_server: str) -> None:
+    """A body that trickles in (a byte per 0.1 s, 3 s in all) still times out at 0.5 s."""
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="timed out"):
+        _run_real(
+            run.mode,
+            slow_server,
+            lambda c: c.service("S", "h").request(1, headers={"x-drip": "0.1"}),
+            timeout=0.5,
+        )
+    assert time.monotonic() - started < 1.5
+    out = _run_real(
+        run.mode,
+        slow_server,
+        lambda c: c.invocation_by_id(ID).output(headers={"x-drip": "0.01"}, timeout=5),
+    )
+    assert out == "." * 30
 
 
 def test_attach_waits_past_the_client_timeout(run: Runner, slow_server: str) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from perdure.protocol import InvocationId
-from perdure.server.records import Invocation, Status, TimerKind
+from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.storage import SCHEMA_VERSION, SchemaError, Store
+from perdure.server.storage.schema import MIGRATIONS
+from perdure.server.storage.sqlite import sql_pk
 
 
 def invocation() -> Invocation:
@@ -66,3 +68,35 @@ def test_partition_keys_above_2_63_round_trip(tmp_path: Path) -> None:
     store.put_invocation(inv)
     store.commit()
     assert store.get_invocation(inv.id) == inv
+
+
+def test_a_terminal_failure_keeps_its_metadata(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    inv = invocation()
+    inv.status = Status.COMPLETED
+    inv.result = Result.failure(418, "teapot", (("reason", "asked"), ("b", "2")))
+    store.begin()
+    store.put_invocation(inv)
+    store.commit()
+    store.close()
+    loaded = Store(tmp_path / "db").get_invocation(inv.id)
+    assert loaded is not None and loaded.result == inv.result
+
+
+def test_a_schema_1_store_is_migrated_and_keeps_its_invocations(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    inv_id = InvocationId.new()
+    db.execute(
+        "INSERT INTO invocations (pk, id, service, handler, key, service_ty, status, created_at, "
+        "modified_at, last_append_at, result_kind, failure_code, failure_message) "
+        "VALUES (?, ?, 'S', 'h', '', 'SERVICE', 'completed', 1, 1, 1, 'failure', 500, 'boom')",
+        (sql_pk(inv_id.partition_key), str(inv_id)),
+    )
+    db.close()
+    loaded = Store(path).get_invocation(inv_id)
+    assert loaded is not None and loaded.result == Result.failure(500, "boom")

@@ -225,29 +225,98 @@ class AsyncClient:
 
     # -- handles --------------------------------------------------------------------------------
 
+    @overload
+    def invocation_by_id(
+        self, invocation_id: str, *, output: type[T]
+    ) -> AsyncInvocationHandle[T]: ...
+    @overload
+    def invocation_by_id(self, invocation_id: str) -> AsyncInvocationHandle[Any]: ...
     def invocation_by_id(
         self, invocation_id: str, *, output: Any = Any
     ) -> AsyncInvocationHandle[Any]:
         """Attach to or read the output of any invocation by its ``inv_1…`` id."""
         return AsyncInvocationHandle(self, _core.invocation_path(invocation_id), output)
 
+    @overload
     def service_invocation_by_idempotency_key(
-        self, service: str, handler: str, idempotency_key: str, *, output: Any = Any
+        self, service: str, handler: str, idempotency_key: str, *, output: type[T]
+    ) -> AsyncInvocationHandle[T]: ...
+    @overload
+    def service_invocation_by_idempotency_key(
+        self, service: str, handler: str, idempotency_key: str
+    ) -> AsyncInvocationHandle[Any]: ...
+    @overload
+    def service_invocation_by_idempotency_key(
+        self, service: Callable[..., Awaitable[Out]], idempotency_key: str, /
+    ) -> AsyncInvocationHandle[Out]: ...
+    @overload
+    def service_invocation_by_idempotency_key(
+        self, service: Callable[..., Awaitable[Out]], *, idempotency_key: str
+    ) -> AsyncInvocationHandle[Out]: ...
+    def service_invocation_by_idempotency_key(
+        self,
+        service: str | Callable[..., Any],
+        handler: str | None = None,
+        idempotency_key: str | None = None,
+        *,
+        output: Any = Any,
     ) -> AsyncInvocationHandle[Any]:
-        locator = _core.idempotent_invocation_locator(service, None, handler, idempotency_key)
-        return AsyncInvocationHandle(self, locator, output)
+        """The invocation a service handler got with ``idempotency_key``: by name
+        ``(service, handler, key)`` or by typed reference ``(greet, key)``."""
+        locator, output_type = _core.handle_target(
+            "service", service, None, handler, idempotency_key, output=output
+        )
+        return AsyncInvocationHandle(self, locator, output_type)
 
+    @overload
     def object_invocation_by_idempotency_key(
-        self, obj: str, key: str, handler: str, idempotency_key: str, *, output: Any = Any
+        self, obj: str, key: str, handler: str, idempotency_key: str, *, output: type[T]
+    ) -> AsyncInvocationHandle[T]: ...
+    @overload
+    def object_invocation_by_idempotency_key(
+        self, obj: str, key: str, handler: str, idempotency_key: str
+    ) -> AsyncInvocationHandle[Any]: ...
+    @overload
+    def object_invocation_by_idempotency_key(
+        self, obj: Callable[..., Awaitable[Out]], key: str, idempotency_key: str, /
+    ) -> AsyncInvocationHandle[Out]: ...
+    @overload
+    def object_invocation_by_idempotency_key(
+        self, obj: Callable[..., Awaitable[Out]], key: str, *, idempotency_key: str
+    ) -> AsyncInvocationHandle[Out]: ...
+    def object_invocation_by_idempotency_key(
+        self,
+        obj: str | Callable[..., Any],
+        key: str,
+        handler: str | None = None,
+        idempotency_key: str | None = None,
+        *,
+        output: Any = Any,
     ) -> AsyncInvocationHandle[Any]:
-        locator = _core.idempotent_invocation_locator(obj, key, handler, idempotency_key)
-        return AsyncInvocationHandle(self, locator, output)
+        """The invocation an object's (or a workflow's shared) handler got for ``key`` with
+        ``idempotency_key``: by name ``(obj, key, handler, ikey)`` or ``(add, key, ikey)``."""
+        locator, output_type = _core.handle_target(
+            "object", obj, key, handler, idempotency_key, output=output
+        )
+        return AsyncInvocationHandle(self, locator, output_type)
 
+    @overload
     def workflow_handle(
-        self, workflow: str, key: str, *, output: Any = Any
+        self, workflow: str, key: str, *, output: type[T]
+    ) -> AsyncInvocationHandle[T]: ...
+    @overload
+    def workflow_handle(self, workflow: str, key: str) -> AsyncInvocationHandle[Any]: ...
+    @overload
+    def workflow_handle(
+        self, workflow: Callable[..., Awaitable[Out]], key: str
+    ) -> AsyncInvocationHandle[Out]: ...
+    def workflow_handle(
+        self, workflow: str | Callable[..., Any], key: str, *, output: Any = Any
     ) -> AsyncInvocationHandle[Any]:
-        """The run of workflow ``key``: attach waits for it, output raises NotReadyError before."""
-        return AsyncInvocationHandle(self, _core.workflow_path(workflow, key), output)
+        """The run of workflow ``key`` (by name, or by the workflow's run handler): attach
+        waits for it, output raises NotReadyError before it finishes."""
+        target = _core.workflow_handle_target(workflow, key, output)
+        return AsyncInvocationHandle(self, _core.workflow_path(target), target.output_type)
 
     # -- awakeables -----------------------------------------------------------------------------
 

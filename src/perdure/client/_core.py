@@ -21,7 +21,7 @@ from urllib.parse import quote
 from perdure.client._errors import ResponseDecodeError, error_from_response
 from perdure.client._serde import JSON_CONTENT_TYPE, decode_output, encode_input
 from perdure.protocol.manifest import ServiceType
-from perdure.sdk.refs import ref_of
+from perdure.sdk.refs import HandlerRef, ref_of
 
 TargetKind = Literal["service", "object", "workflow"]
 SendStatus = Literal["Accepted", "PreviouslyAccepted"]
@@ -85,14 +85,7 @@ def resolve_target(
         return Target(kind, target, handler, key, output_type=output)
     if handler is not None:
         raise TypeError("a typed handler reference names its handler; pass no handler name")
-    ref = ref_of(target)
-    actual = _KIND_OF_SERVICE_TYPE[ref.service_type]
-    allowed = {"service": {"service"}, "object": {"object", "workflow"}, "workflow": {"workflow"}}
-    if actual not in allowed[kind]:
-        raise TypeError(
-            f"{ref.service}/{ref.handler} is a {actual} handler; address it with "
-            f"client.{actual}(...)"
-        )
+    ref = _ref_for(kind, target)
     if kind != "service" and not isinstance(key, str):
         raise TypeError(f"the {kind} key must be a str, got {type(key).__name__}")
     output_type = output if output is not Any else ref.output_type
@@ -103,6 +96,66 @@ def resolve_target(
         key if kind != "service" else None,
         output_type=output_type,
     )
+
+
+def handle_target(
+    kind: Literal["service", "object"],
+    target: str | Callable[..., Any],
+    key: str | None,
+    handler: str | None,
+    idempotency_key: str | None,
+    *,
+    output: Any,
+) -> tuple[Locator, Any]:
+    """Where an invocation made with an idempotency key is found, and its output type.
+
+    By name: ``(service[, key], handler, idempotency_key)``. By typed reference the handler
+    names itself, so the argument after it (or ``idempotency_key=``) is the idempotency key.
+    """
+    if isinstance(target, str):
+        if handler is None or idempotency_key is None:
+            raise TypeError("an invocation by name needs a handler name and an idempotency key")
+        return idempotent_invocation_locator(target, key, handler, idempotency_key), output
+    if handler is not None and idempotency_key is not None:
+        raise TypeError("a typed handler reference names its handler; pass no handler name")
+    idempotency_key = idempotency_key if idempotency_key is not None else handler
+    if idempotency_key is None:
+        raise TypeError("an invocation by idempotency key needs the idempotency key")
+    ref = _ref_for(kind, target)
+    if kind == "object" and not isinstance(key, str):
+        raise TypeError(f"the object key must be a str, got {type(key).__name__}")
+    locator = idempotent_invocation_locator(ref.service, key, ref.handler, idempotency_key)
+    return locator, output if output is not Any else ref.output_type
+
+
+def workflow_handle_target(workflow: str | Callable[..., Any], key: str, output: Any) -> Target:
+    """The run of a workflow key, by name or by the workflow's run handler."""
+    if not isinstance(key, str):
+        raise TypeError(f"the workflow key must be a str, got {type(key).__name__}")
+    if isinstance(workflow, str):
+        _check_name("workflow", workflow)
+        return Target("workflow", workflow, "run", key, output_type=output)
+    ref = _ref_for("workflow", workflow)
+    if ref.handler != "run":
+        raise TypeError(
+            f"{ref.service}/{ref.handler} is a shared handler; a workflow handle takes the "
+            "workflow's run handler (the one decorated with @workflow.main())"
+        )
+    return Target(
+        "workflow", ref.service, "run", key, output if output is not Any else ref.output_type
+    )
+
+
+def _ref_for(kind: TargetKind, fn: Callable[..., Any]) -> HandlerRef:
+    ref = ref_of(fn)
+    actual = _KIND_OF_SERVICE_TYPE[ref.service_type]
+    allowed = {"service": {"service"}, "object": {"object", "workflow"}, "workflow": {"workflow"}}
+    if actual not in allowed[kind]:
+        raise TypeError(
+            f"{ref.service}/{ref.handler} is a {actual} handler; address it with "
+            f"client.{actual}(...)"
+        )
+    return ref
 
 
 def _check_name(what: str, name: str) -> None:
@@ -318,9 +371,9 @@ def _check_idempotency_key(idempotency_key: str) -> None:
         raise ValueError(f"the idempotency key must be printable ASCII, got {idempotency_key!r}")
 
 
-def workflow_path(workflow: str, key: str) -> str:
-    _check_name("workflow", workflow)
-    return f"/restate/workflow/{workflow}/{_segment(key)}"
+def workflow_path(target: Target) -> str:
+    assert target.key is not None
+    return f"/restate/workflow/{target.service}/{_segment(target.key)}"
 
 
 # ---------------------------------------------------------------------------------------------

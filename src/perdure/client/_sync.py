@@ -212,27 +212,94 @@ class Client:
 
     # -- handles --------------------------------------------------------------------------------
 
+    @overload
+    def invocation_by_id(self, invocation_id: str, *, output: type[T]) -> InvocationHandle[T]: ...
+    @overload
+    def invocation_by_id(self, invocation_id: str) -> InvocationHandle[Any]: ...
     def invocation_by_id(self, invocation_id: str, *, output: Any = Any) -> InvocationHandle[Any]:
         """Attach to or read the output of any invocation by its ``inv_1…`` id."""
         return InvocationHandle(self, _core.invocation_path(invocation_id), output)
 
+    @overload
     def service_invocation_by_idempotency_key(
-        self, service: str, handler: str, idempotency_key: str, *, output: Any = Any
+        self, service: str, handler: str, idempotency_key: str, *, output: type[T]
+    ) -> InvocationHandle[T]: ...
+    @overload
+    def service_invocation_by_idempotency_key(
+        self, service: str, handler: str, idempotency_key: str
+    ) -> InvocationHandle[Any]: ...
+    @overload
+    def service_invocation_by_idempotency_key(
+        self, service: Callable[..., Awaitable[Out]], idempotency_key: str, /
+    ) -> InvocationHandle[Out]: ...
+    @overload
+    def service_invocation_by_idempotency_key(
+        self, service: Callable[..., Awaitable[Out]], *, idempotency_key: str
+    ) -> InvocationHandle[Out]: ...
+    def service_invocation_by_idempotency_key(
+        self,
+        service: str | Callable[..., Any],
+        handler: str | None = None,
+        idempotency_key: str | None = None,
+        *,
+        output: Any = Any,
     ) -> InvocationHandle[Any]:
-        locator = _core.idempotent_invocation_locator(service, None, handler, idempotency_key)
-        return InvocationHandle(self, locator, output)
+        """The invocation a service handler got with ``idempotency_key``: by name
+        ``(service, handler, key)`` or by typed reference ``(greet, key)``."""
+        locator, output_type = _core.handle_target(
+            "service", service, None, handler, idempotency_key, output=output
+        )
+        return InvocationHandle(self, locator, output_type)
 
+    @overload
     def object_invocation_by_idempotency_key(
-        self, obj: str, key: str, handler: str, idempotency_key: str, *, output: Any = Any
+        self, obj: str, key: str, handler: str, idempotency_key: str, *, output: type[T]
+    ) -> InvocationHandle[T]: ...
+    @overload
+    def object_invocation_by_idempotency_key(
+        self, obj: str, key: str, handler: str, idempotency_key: str
+    ) -> InvocationHandle[Any]: ...
+    @overload
+    def object_invocation_by_idempotency_key(
+        self, obj: Callable[..., Awaitable[Out]], key: str, idempotency_key: str, /
+    ) -> InvocationHandle[Out]: ...
+    @overload
+    def object_invocation_by_idempotency_key(
+        self, obj: Callable[..., Awaitable[Out]], key: str, *, idempotency_key: str
+    ) -> InvocationHandle[Out]: ...
+    def object_invocation_by_idempotency_key(
+        self,
+        obj: str | Callable[..., Any],
+        key: str,
+        handler: str | None = None,
+        idempotency_key: str | None = None,
+        *,
+        output: Any = Any,
     ) -> InvocationHandle[Any]:
-        locator = _core.idempotent_invocation_locator(obj, key, handler, idempotency_key)
-        return InvocationHandle(self, locator, output)
+        """The invocation an object's (or a workflow's shared) handler got for ``key`` with
+        ``idempotency_key``: by name ``(obj, key, handler, ikey)`` or ``(add, key, ikey)``."""
+        locator, output_type = _core.handle_target(
+            "object", obj, key, handler, idempotency_key, output=output
+        )
+        return InvocationHandle(self, locator, output_type)
 
+    @overload
     def workflow_handle(
-        self, workflow: str, key: str, *, output: Any = Any
+        self, workflow: str, key: str, *, output: type[T]
+    ) -> InvocationHandle[T]: ...
+    @overload
+    def workflow_handle(self, workflow: str, key: str) -> InvocationHandle[Any]: ...
+    @overload
+    def workflow_handle(
+        self, workflow: Callable[..., Awaitable[Out]], key: str
+    ) -> InvocationHandle[Out]: ...
+    def workflow_handle(
+        self, workflow: str | Callable[..., Any], key: str, *, output: Any = Any
     ) -> InvocationHandle[Any]:
-        """The run of workflow ``key``: attach waits for it, output raises NotReadyError before."""
-        return InvocationHandle(self, _core.workflow_path(workflow, key), output)
+        """The run of workflow ``key`` (by name, or by the workflow's run handler): attach
+        waits for it, output raises NotReadyError before it finishes."""
+        target = _core.workflow_handle_target(workflow, key, output)
+        return InvocationHandle(self, _core.workflow_path(target), target.output_type)
 
     # -- awakeables -----------------------------------------------------------------------------
 
@@ -277,7 +344,10 @@ class Client:
             time.sleep(pause)
 
     def _attempt(self, exchange: Exchange, deadline: float | None) -> Reply:
-        response = self._http.request(
+        """One request. httpx's timeouts bound each phase (connect, each read), not the whole;
+        so the body is streamed and the deadline checked as it arrives: an answer that trickles
+        in cannot outlast the exchange's timeout by more than one read's wait."""
+        request = self._http.build_request(
             exchange.method,
             exchange.path,
             content=exchange.content,
@@ -285,10 +355,21 @@ class Client:
             headers=exchange.headers,
             timeout=_timeouts(exchange, deadline),
         )
+        response = self._http.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"no complete answer within {exchange.timeout} s", request=request
+                    )
+        finally:
+            response.close()
         return Reply(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
-            response.content,
+            b"".join(chunks),
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from perdure.protocol import InvocationId
 
@@ -38,14 +39,22 @@ class Result:
     value: bytes | None = None
     failure_code: int | None = None
     failure_message: str = ""
+    failure_metadata: tuple[tuple[str, str], ...] = ()
+    """Key/value pairs a terminal error carries (the SDK's ``metadata``), in the SDK's order."""
 
     @property
     def ok(self) -> bool:
         return self.failure_code is None
 
     @classmethod
-    def failure(cls, code: int, message: str) -> Result:
-        return cls(failure_code=code, failure_message=message)
+    def failure(cls, code: int, message: str, metadata: tuple[tuple[str, str], ...] = ()) -> Result:
+        return cls(failure_code=code, failure_message=message, failure_metadata=metadata)
+
+    @classmethod
+    def of_failure(cls, failure: Any) -> Result:
+        """A Result from a protocol ``Failure`` message (code, message, metadata)."""
+        metadata = tuple((str(m.key), str(m.value)) for m in failure.metadata)
+        return cls.failure(int(failure.code), str(failure.message), metadata)
 
 
 CANCELED = Result.failure(409, "canceled")

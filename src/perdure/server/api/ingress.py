@@ -6,6 +6,7 @@ status codes, headers (``x-restate-id``, ``x-restate-error-source``) and JSON er
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,16 @@ from perdure.server.api.http import (
     write_response,
 )
 from perdure.server.api.metadata import rfc3339
+from perdure.server.api.targets import (
+    ByIdempotencyKey,
+    ByInvocationId,
+    ByWorkflow,
+    LookupTarget,
+    TargetError,
+    invocation_id_of,
+    parse_invocation_id,
+    parse_target_body,
+)
 from perdure.server.engine.core import InvokeRequest
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
@@ -45,6 +56,14 @@ def error(status: int, message: str, *, source: str = "ingress",
     )
 
 
+def expires_header(ms: int) -> str:
+    """``idempotency-expires``: RFC 3339 with milliseconds and ``+00:00``, as the official server
+    writes it (unlike ``executionTime`` in a send's answer, which has nanoseconds and ``Z``)."""
+    moment = datetime.datetime.fromtimestamp(ms // 1000, tz=datetime.UTC)
+    moment += datetime.timedelta(milliseconds=ms % 1000)
+    return moment.isoformat(timespec="milliseconds")
+
+
 def result_response(
     invocation_id: InvocationId,
     result: Result,
@@ -54,11 +73,14 @@ def result_response(
 ) -> Response:
     headers = [("x-restate-id", str(invocation_id))]
     if expires_at is not None:
-        headers.append(("idempotency-expires", rfc3339(expires_at)))
+        headers.append(("idempotency-expires", expires_header(expires_at)))
     if not result.ok:
         code = result.failure_code or 500
         status = code if 100 <= code <= 999 else 500
-        body = {"code": code, "message": result.failure_message, "source": "invocation"}
+        body: dict[str, Any] = {"code": code, "message": result.failure_message}
+        if result.failure_metadata:
+            body["metadata"] = dict(result.failure_metadata)
+        body["source"] = "invocation"
         return Response.json(status, body, [("x-restate-error-source", "invocation"), *headers])
     value = result.value or b""
     output = handler.output if handler is not None else None
@@ -146,16 +168,20 @@ class Ingress:
         if head in ("awakeables", "a") and len(rest) == 3 and rest[2] in ("resolve", "reject"):
             return await self._awakeable(request, rest[1], rest[2])
         if head == "invocation" and len(rest) >= 3 and rest[-1] in ("attach", "output"):
-            return await self._invocation_target(request, rest[1:-1], rest[-1])
-        if head == "workflow" and len(rest) == 4 and rest[3] in ("attach", "output"):
-            wf, key = rest[1], _decode(rest[2])
+            if request.method != "GET":
+                return error(405, "method not allowed")
+            return await self._invocation_path(rest[1:-1], rest[-1])
+        if head == "workflow" and len(rest) in (3, 4) and rest[-1] in ("attach", "output"):
+            if request.method != "GET":
+                return error(405, "method not allowed")
+            if len(rest) == 3:
+                return error(400, _BAD_WORKFLOW_PATH)
+            key = _decode(rest[2])
             if key is None:
-                return error(400, "bad workflow key: invalid UTF-8")
-            return await self._attach(
-                InvocationId.for_workflow(wf, key), rest[3], self._handler_of_run(wf)
-            )
-        if head in ("attach", "output") and len(rest) == 2:
-            return await self._by_id(rest[1], head)
+                return error(400, "bad path, cannot decode key: invalid UTF-8")
+            return await self._located(ByWorkflow(rest[1], key), rest[3])
+        if head in ("attach", "output", "lookup"):
+            return await self._by_target(request, head, rest[1:])
         if head in ("call", "send") and len(rest) >= 3:
             return await self._service(request, rest[1:], send_prefix=head == "send")
         return error(404, "not found")
@@ -166,10 +192,7 @@ class Ingress:
         name = segments[0]
         service = self.engine.registry.service(name)
         if service is None:
-            return error(
-                404,
-                f"service '{name}' not found, make sure to register the service before calling it.",
-            )
+            return error(404, _service_not_found(name))
         rest = segments[1:]
         keyed = service.ty != "SERVICE"
         is_send = bool(send_prefix)
@@ -278,7 +301,65 @@ class Ingress:
         result, _ = await waiter
         return result_response(outcome.invocation_id, result, handler)
 
-    # -- attach and output ---------------------------------------------------------------------
+    # -- attach, output and lookup -------------------------------------------------------------
+
+    async def _by_target(self, request: Request, what: str, rest: list[str]) -> Response:
+        """``/restate/attach|output/{id}`` (GET) and ``/restate/attach|output|lookup`` (POST)."""
+        if len(rest) > 1 or (what == "lookup" and rest):
+            return error(400, _BAD_RESTATE_PATH)
+        if request.method != ("GET" if rest else "POST"):
+            return error(405, "method not allowed")
+        try:
+            target = (
+                ByInvocationId(parse_invocation_id(rest[0]))
+                if rest
+                else parse_target_body(request.body)
+            )
+        except TargetError as exc:
+            return error(exc.status, exc.message)
+        if what == "lookup":
+            return Response.json(200, {"invocationId": str(invocation_id_of(target))})
+        return await self._located(target, what)
+
+    async def _invocation_path(self, parts: list[str], mode: str) -> Response:
+        """``/restate/invocation/{id}`` or ``/{service}[/{key}]/{handler}/{idempotency key}``.
+
+        The object key is percent-decoded, the idempotency key is not (as the official server).
+        """
+        if len(parts) == 1:
+            try:
+                return await self._located(ByInvocationId(parse_invocation_id(parts[0])), mode)
+            except TargetError as exc:
+                return error(exc.status, exc.message)
+        service = self.engine.registry.service(parts[0])
+        if service is None:
+            return error(404, _service_not_found(parts[0]))
+        wanted = 4 if service.ty != "SERVICE" else 3
+        if len(parts) < wanted:
+            return error(400, _BAD_INVOCATION_PATH)
+        if len(parts) > wanted:
+            return error(404, "not found")
+        if wanted == 3:
+            return await self._located(ByIdempotencyKey(parts[0], parts[1], parts[2]), mode)
+        key = _decode(parts[1])
+        if key is None:
+            return error(400, "bad path, cannot decode key: invalid UTF-8")
+        return await self._located(ByIdempotencyKey(parts[0], parts[2], parts[3], key=key), mode)
+
+    def _handler_for(self, target: LookupTarget, inv_service: str | None,
+                     inv_handler: str | None) -> HandlerManifest | None:  # fmt: skip
+        """The handler whose output rules (content-type) an answer follows: the latest one."""
+        match target:
+            case ByWorkflow(workflow):
+                return self._handler_of_run(workflow)
+            case ByIdempotencyKey(service=service, handler=handler):
+                name, handler_name = service, handler
+            case _:
+                if inv_service is None or inv_handler is None:
+                    return None
+                name, handler_name = inv_service, inv_handler
+        registered = self.engine.registry.service(name)
+        return registered.handler(handler_name) if registered is not None else None
 
     def _handler_of_run(self, workflow: str) -> HandlerManifest | None:
         service = self.engine.registry.service(workflow)
@@ -288,43 +369,16 @@ class Ingress:
             (h for h in service.manifest.handlers if service.handler_type(h) == "WORKFLOW"), None
         )
 
-    async def _by_id(self, text: str, mode: str) -> Response:
-        try:
-            invocation_id = InvocationId.parse(text)
-        except InvalidIdError as exc:
-            return error(400, f"bad invocation id: {exc}")
-        inv = self.engine.core.get(invocation_id)
-        handler = None
-        if inv is not None:
-            service = self.engine.registry.service(inv.service)
-            handler = service.handler(inv.handler) if service else None
-        return await self._attach(invocation_id, mode, handler)
+    async def _located(self, target: LookupTarget, mode: str) -> Response:
+        """Attach to (wait for) or read the output of the target's invocation.
 
-    async def _invocation_target(self, request: Request, parts: list[str], mode: str) -> Response:
-        if len(parts) == 1:
-            return await self._by_id(parts[0], mode)
-        service = self.engine.registry.service(parts[0])
-        if service is None:
-            return error(404, f"service '{parts[0]}' not found")
-        keyed = service.ty != "SERVICE"
-        if keyed and len(parts) == 4:
-            key = _decode(parts[1])
-            if key is None:
-                return error(400, "bad object key: invalid UTF-8")
-            handler_name, idem = parts[2], parts[3]
-        elif not keyed and len(parts) == 3:
-            key, handler_name, idem = None, parts[1], parts[2]
-        else:
-            return error(400, f"bad path: {request.raw_path}")
-        invocation_id = InvocationId.for_idempotent_request(
-            service.name, handler_name, idem, key=key
-        )
-        return await self._attach(invocation_id, mode, service.handler(handler_name))
-
-    async def _attach(
-        self, invocation_id: InvocationId, mode: str, handler: HandlerManifest | None
-    ) -> Response:
+        Output answers 404 for an unknown invocation and 470 while it runs; attach answers 404
+        from the "invocation" source (as the official server: the lookup fails like an
+        invocation would) and otherwise waits. ``idempotency-expires`` goes only on a stored
+        result, not on one that arrives while waiting.
+        """
         engine = self.engine
+        invocation_id = invocation_id_of(target)
         await engine.durable()
         inv = engine.core.get(invocation_id)
         if inv is None:
@@ -334,12 +388,14 @@ class Ingress:
                     headers=[("x-restate-id", str(invocation_id))],
                 )  # fmt: skip
             return error(404, "invocation not found")
+        handler = self._handler_for(target, inv.service, inv.handler)
         if inv.status is Status.COMPLETED and inv.result is not None:
+            await engine.durable()  # events applied since the first wait may not be committed
             return result_response(invocation_id, inv.result, handler, expires_at=inv.expires_at)
         if mode == "output":
             return error(470, "the invocation exists but has not completed yet")
-        result, expires_at = await engine.wait_for(invocation_id)
-        return result_response(invocation_id, result, handler, expires_at=expires_at)
+        result, _ = await engine.wait_for(invocation_id)
+        return result_response(invocation_id, result, handler)
 
     # -- awakeables ----------------------------------------------------------------------------
 
@@ -363,6 +419,27 @@ class Ingress:
         )
         await self.engine.durable()
         return Response(202)
+
+
+def _service_not_found(name: str) -> str:
+    return f"service '{name}' not found, make sure to register the service before calling it."
+
+
+_BAD_WORKFLOW_PATH = (
+    "bad path, expected either /restate/workflow/:workflow_name/:workflow_key/output or "
+    "/restate/workflow/:workflow_name/:workflow_key/attach"
+)
+_BAD_INVOCATION_PATH = (
+    "bad path, expected either /restate/invocation/:invocation_id/output or "
+    "/restate/invocation/:invocation_id/attach or "
+    "/restate/invocation/:invocation_target/:idempotency_key/output or "
+    "/restate/invocation/:invocation_target/:idempotency_key/attach"
+)
+_BAD_RESTATE_PATH = (
+    "bad path, expected /restate/call/:service/:handler, /restate/send/:service/:handler, "
+    "/restate/scope/:scope/call/:service/:handler, /restate/attach/:invocation_id, "
+    "/restate/output/:invocation_id, or /restate/lookup"
+)
 
 
 def _decode(segment: str) -> str | None:

@@ -235,7 +235,7 @@ class Core:
         inv.modified_at = now
         if isinstance(message, m.OutputCommand):
             if message.HasField("failure"):
-                inv.result = Result.failure(message.failure.code, message.failure.message)
+                inv.result = Result.of_failure(message.failure)
             else:
                 inv.result = Result(value=message.value.content)
         self.store.put_invocation(inv)
@@ -388,7 +388,7 @@ class Core:
             case m.CompleteAwakeableCommand():
                 awakeable = AwakeableId.parse(message.awakeable_id)
                 result = (
-                    Result.failure(message.failure.code, message.failure.message)
+                    Result.of_failure(message.failure)
                     if message.HasField("failure")
                     else Result(value=message.value.content)
                 )
@@ -446,7 +446,7 @@ class Core:
         if inv is None or inv.status is not Status.INVOKED:
             return
         if proposal.HasField("failure"):
-            result = Result.failure(proposal.failure.code, proposal.failure.message)
+            result = Result.of_failure(proposal.failure)
         else:
             result = Result(value=proposal.value)
         self._notify(
@@ -755,6 +755,6 @@ def _signal_result(message: m.SendSignalCommand) -> Result | None:
         case "value":
             return Result(value=message.value.content)
         case "failure":
-            return Result.failure(message.failure.code, message.failure.message)
+            return Result.of_failure(message.failure)
         case _:
             return None

@@ -53,3 +53,5 @@ def _set_result(message: object, result: Result | None) -> None:
     else:
         message.failure.code = result.failure_code  # type: ignore[attr-defined]
         message.failure.message = result.failure_message  # type: ignore[attr-defined]
+        for key, value in result.failure_metadata:
+            message.failure.metadata.add(key=key, value=value)  # type: ignore[attr-defined]

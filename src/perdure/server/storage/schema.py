@@ -82,6 +82,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, revision INTEGER NOT NULL, deployment_id TEXT NOT NULL,
             manifest TEXT NOT NULL, overrides TEXT NOT NULL)""",
     ),
+    # 2: the metadata of a terminal failure (JSON list of [key, value]), shown to ingress callers
+    ("ALTER TABLE invocations ADD COLUMN failure_metadata TEXT",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

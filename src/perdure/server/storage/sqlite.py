@@ -7,6 +7,7 @@ connection see the writes of the open transaction, which is what an engine trans
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -44,7 +45,7 @@ _INVOCATION_COLUMNS = (
     "deployment_id, protocol_version, created_at, modified_at, execution_time, retry_count, "
     "attempts_since_progress, last_append_at, next_retry_at, last_failure, awaiting, "
     "journal_len, result_kind, result_value, failure_code, failure_message, completed_at, "
-    "expires_at, invoked_by"
+    "expires_at, invoked_by, failure_metadata"
 )
 
 
@@ -104,7 +105,7 @@ class Store:
         kind = None if result is None else ("value" if result.ok else "failure")
         self.db.execute(
             f"INSERT OR REPLACE INTO invocations ({_INVOCATION_COLUMNS}) VALUES "
-            f"({', '.join('?' * 28)})",
+            f"({', '.join('?' * 29)})",
             (
                 sql_pk(inv.id.partition_key),
                 str(inv.id),
@@ -134,6 +135,7 @@ class Store:
                 inv.completed_at,
                 inv.expires_at,
                 inv.invoked_by,
+                json.dumps(result.failure_metadata) if result and result.failure_metadata else None,
             ),
         )
 
@@ -495,13 +497,16 @@ def _invocation(row: Any) -> Invocation:
         _pk, id_, service, handler, key, service_ty, handler_ty, status, idem, dep, version,
         created, modified, execution_time, retry_count, since_progress, last_append, next_retry,
         last_failure, awaiting, journal_len, result_kind, result_value, failure_code,
-        failure_message, completed_at, expires_at, invoked_by,
+        failure_message, completed_at, expires_at, invoked_by, failure_metadata,
     ) = row  # fmt: skip
     result = (
         None
         if result_kind is None
         else _result((result_kind, result_value, failure_code, failure_message))
     )
+    if result is not None and failure_metadata:
+        pairs = tuple((str(k), str(v)) for k, v in json.loads(failure_metadata))
+        result = dataclasses.replace(result, failure_metadata=pairs)
     return Invocation(
         id=InvocationId.parse(str(id_)),
         service=str(service),
