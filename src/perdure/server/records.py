@@ -38,14 +38,16 @@ class Result:
     value: bytes | None = None
     failure_code: int | None = None
     failure_message: str = ""
+    failure_metadata: tuple[tuple[str, str], ...] = ()
+    """Key/value pairs a terminal error carries (protocol V6 ``Failure.metadata``)."""
 
     @property
     def ok(self) -> bool:
         return self.failure_code is None
 
     @classmethod
-    def failure(cls, code: int, message: str) -> Result:
-        return cls(failure_code=code, failure_message=message)
+    def failure(cls, code: int, message: str, metadata: tuple[tuple[str, str], ...] = ()) -> Result:
+        return cls(failure_code=code, failure_message=message, failure_metadata=metadata)
 
 
 CANCELED = Result.failure(409, "canceled")

@@ -44,7 +44,7 @@ _INVOCATION_COLUMNS = (
     "deployment_id, protocol_version, created_at, modified_at, execution_time, retry_count, "
     "attempts_since_progress, last_append_at, next_retry_at, last_failure, awaiting, "
     "journal_len, result_kind, result_value, failure_code, failure_message, completed_at, "
-    "expires_at, invoked_by"
+    "expires_at, invoked_by, failure_metadata"
 )
 
 
@@ -104,7 +104,7 @@ class Store:
         kind = None if result is None else ("value" if result.ok else "failure")
         self.db.execute(
             f"INSERT OR REPLACE INTO invocations ({_INVOCATION_COLUMNS}) VALUES "
-            f"({', '.join('?' * 28)})",
+            f"({', '.join('?' * 29)})",
             (
                 sql_pk(inv.id.partition_key),
                 str(inv.id),
@@ -134,6 +134,7 @@ class Store:
                 inv.completed_at,
                 inv.expires_at,
                 inv.invoked_by,
+                None if result is None else _metadata_json(result),
             ),
         )
 
@@ -388,7 +389,8 @@ class Store:
 
     def get_promise(self, service: str, key: str, name: str) -> Result | None:
         row = self.db.execute(
-            "SELECT result_kind, value, failure_code, failure_message FROM promises "
+            "SELECT result_kind, value, failure_code, failure_message, failure_metadata "
+            "FROM promises "
             "WHERE pk = ? AND service = ? AND key = ? AND name = ?",
             (key_pk(key), service, key, name),
         ).fetchone()
@@ -397,10 +399,10 @@ class Store:
     def complete_promise(self, service: str, key: str, name: str, result: Result) -> None:
         self.db.execute(
             "INSERT INTO promises (pk, service, key, name, result_kind, value, failure_code, "
-            "failure_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "failure_message, failure_metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key_pk(key), service, key, name, "value" if result.ok else "failure",
-                result.value, result.failure_code, result.failure_message,
+                result.value, result.failure_code, result.failure_message, _metadata_json(result),
             ),
         )  # fmt: skip
 
@@ -483,11 +485,16 @@ class Store:
         return [ServiceRecord(*r) for r in rows]
 
 
+def _metadata_json(result: Result) -> str | None:
+    return json.dumps(result.failure_metadata) if result.failure_metadata else None
+
+
 def _result(row: Any) -> Result:
-    kind, value, code, message = row
+    kind, value, code, message, metadata = row
     if kind == "value":
         return Result(value=bytes(value) if value is not None else b"")
-    return Result.failure(int(code), str(message or ""))
+    pairs = tuple((str(k), str(v)) for k, v in json.loads(metadata)) if metadata else ()
+    return Result.failure(int(code), str(message or ""), pairs)
 
 
 def _invocation(row: Any) -> Invocation:
@@ -495,12 +502,12 @@ def _invocation(row: Any) -> Invocation:
         _pk, id_, service, handler, key, service_ty, handler_ty, status, idem, dep, version,
         created, modified, execution_time, retry_count, since_progress, last_append, next_retry,
         last_failure, awaiting, journal_len, result_kind, result_value, failure_code,
-        failure_message, completed_at, expires_at, invoked_by,
+        failure_message, completed_at, expires_at, invoked_by, failure_metadata,
     ) = row  # fmt: skip
     result = (
         None
         if result_kind is None
-        else _result((result_kind, result_value, failure_code, failure_message))
+        else _result((result_kind, result_value, failure_code, failure_message, failure_metadata))
     )
     return Invocation(
         id=InvocationId.parse(str(id_)),
