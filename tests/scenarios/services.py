@@ -61,6 +61,12 @@ async def fail(ctx: Context, code: int) -> str:
     raise TerminalError(f"failed with {code}", status_code=code, metadata={"why": "asked"})
 
 
+@greeter.handler("send")
+async def send_named(ctx: Context, text: str) -> str:
+    """A handler named like the ingress's /send suffix."""
+    return f"sent {text}"
+
+
 @greeter.handler()
 async def raw(ctx: Context, data: bytes) -> bytes:
     return data[::-1]

@@ -58,7 +58,10 @@ def result_response(
     if not result.ok:
         code = result.failure_code or 500
         status = code if 100 <= code <= 999 else 500
-        body = {"code": code, "message": result.failure_message, "source": "invocation"}
+        body: dict[str, object] = {"code": code, "message": result.failure_message}
+        if result.failure_metadata:
+            body["metadata"] = dict(result.failure_metadata)
+        body["source"] = "invocation"
         return Response.json(status, body, [("x-restate-error-source", "invocation"), *headers])
     value = result.value or b""
     output = handler.output if handler is not None else None
@@ -171,11 +174,12 @@ class Ingress:
                 f"service '{name}' not found, make sure to register the service before calling it.",
             )
         rest = segments[1:]
+        keyed = service.ty != "SERVICE"
         is_send = bool(send_prefix)
-        if send_prefix is None and rest and rest[-1] == "send":
+        # "/send" is a suffix only after a complete target: a handler may itself be named send
+        if send_prefix is None and len(rest) == (3 if keyed else 2) and rest[-1] == "send":
             is_send = True
             rest = rest[:-1]
-        keyed = service.ty != "SERVICE"
         if keyed:
             if len(rest) != 2:
                 return error(
