@@ -1,5 +1,6 @@
-"""Each example, served by ``perdure.serve`` in its own process behind the official server,
-does what its docstring promises; SIGTERM then stops it cleanly (exit status 0)."""
+"""Each example, served by ``perdure.serve`` in its own process behind the official server and
+behind perdure's server, does what its docstring promises; SIGTERM then stops it cleanly (exit
+status 0)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,26 @@ import pytest
 
 from tests.scenarios.support import eventually, unique
 from tests.support.official import REPO, RestateServer
+from tests.support.perdure_server import PerdureServer
 from tests.support.processes import Child, free_port, wait_tcp
 
 pytestmark = pytest.mark.interop
+Server = RestateServer | PerdureServer
 
 
-@pytest.fixture(scope="module")
-def restate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestateServer]:
-    with RestateServer.start(tmp_path_factory.mktemp("examples")) as server:
+@pytest.fixture(scope="module", params=["official", "perdure"])
+def restate(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server the examples register with: the official one, then perdure's."""
+    tmp = tmp_path_factory.mktemp(f"examples-{request.param}")
+    starter = RestateServer.start if request.param == "official" else PerdureServer.start
+    with starter(tmp) as server:
         yield server
 
 
 @contextmanager
-def example(restate: RestateServer, name: str, tmp: Path) -> Iterator[None]:
+def example(restate: Server, name: str, tmp: Path) -> Iterator[None]:
     port = free_port()
     child = Child(
         name,
@@ -47,17 +55,17 @@ def example(restate: RestateServer, name: str, tmp: Path) -> Iterator[None]:
         child.stop()
 
 
-def post(restate: RestateServer, path: str, body: Any = None) -> httpx.Response:
+def post(restate: Server, path: str, body: Any = None) -> httpx.Response:
     return httpx.post(f"{restate.ingress}/{path}", json=body, timeout=60)
 
 
-def get_json(restate: RestateServer, path: str) -> Any:
+def get_json(restate: Server, path: str) -> Any:
     resp = post(restate, path)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def test_order_workflow_with_compensation(restate: RestateServer, tmp_path: Path) -> None:
+def test_order_workflow_with_compensation(restate: Server, tmp_path: Path) -> None:
     with example(restate, "order_workflow", tmp_path):
         ok_key, bad_key = unique("o"), unique("o")
         shipped = post(restate, f"OrderProcess/{ok_key}/run", {"item": "book", "card": "ok"})
@@ -70,7 +78,7 @@ def test_order_workflow_with_compensation(restate: RestateServer, tmp_path: Path
         assert get_json(restate, f"OrderProcess/{ok_key}/status") == "shipped"
 
 
-def test_shopping_cart_checkout(restate: RestateServer, tmp_path: Path) -> None:
+def test_shopping_cart_checkout(restate: Server, tmp_path: Path) -> None:
     with example(restate, "shopping_cart", tmp_path):
         user = unique("ann")
         assert post(restate, f"Cart/{user}/checkout").status_code == 400
@@ -81,7 +89,7 @@ def test_shopping_cart_checkout(restate: RestateServer, tmp_path: Path) -> None:
         assert get_json(restate, f"Cart/{user}/contents") == []
 
 
-def test_payment_with_idempotency(restate: RestateServer, tmp_path: Path) -> None:
+def test_payment_with_idempotency(restate: Server, tmp_path: Path) -> None:
     with example(restate, "payment_idempotency", tmp_path):
         purchase = {"order": unique("o"), "amount": 30}
         first, retry = post(restate, "Checkout/buy", purchase).json()
@@ -89,7 +97,7 @@ def test_payment_with_idempotency(restate: RestateServer, tmp_path: Path) -> Non
         assert get_json(restate, "Ledger/main/charges") == 1
 
 
-def test_reminder_with_delayed_send(restate: RestateServer, tmp_path: Path) -> None:
+def test_reminder_with_delayed_send(restate: Server, tmp_path: Path) -> None:
     with example(restate, "reminder", tmp_path):
         user = unique("ann")
         started = time.monotonic()
@@ -102,7 +110,7 @@ def test_reminder_with_delayed_send(restate: RestateServer, tmp_path: Path) -> N
         assert get_json(restate, f"Inbox/{user}/messages") == ["reminder: tea"]
 
 
-def test_fan_out_to_objects(restate: RestateServer, tmp_path: Path) -> None:
+def test_fan_out_to_objects(restate: Server, tmp_path: Path) -> None:
     with example(restate, "fan_out", tmp_path):
         sensors = [unique("s") for _ in range(5)]
         first = post(restate, "Broadcast/send", {"sensors": sensors, "reading": 7}).json()

@@ -1,8 +1,8 @@
-"""The servers scenarios run against. Each yields an object with ``.ingress``, ``.admin`` and
-``.register(uri, use_http_11=...)`` with the perdure-SDK services already registered; a new
-server (perdure's own) plugs in as another parameter of ``server``.
+"""The servers scenarios run against. Each yields an object with ``.ingress``, ``.admin``,
+``.register(uri, use_http_11=...)`` and ``.mode``, with the perdure-SDK services already
+registered.
 
-Modes of the official restate-server 1.7:
+Modes, for the official restate-server 1.7 (``official-*``) and perdure's server (``perdure-*``):
 * ``h2c``: the deployment registered over HTTP/2 cleartext, bidirectional streams;
 * ``http1.1``: registered with ``use_http_11`` (request/response: every await that the journal
   cannot satisfy suspends);
@@ -13,11 +13,14 @@ Modes of the official restate-server 1.7:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.official import RestateServer, serve_asgi
+from tests.support.perdure_server import PerdureServer
 
 FAST_RETRIES = """
 [default-retry-policy]
@@ -35,10 +38,23 @@ inactivity-timeout = "0s"
 """
 )
 
-MODES = {
-    "official-h2c": (FAST_RETRIES, False),
-    "official-http1.1": (FAST_RETRIES, True),
-    "official-always-suspend": (ALWAYS_SUSPEND, False),
+
+def _official(config: str) -> Any:
+    return lambda tmp: RestateServer.start(tmp, extra_config=config)
+
+
+def _perdure(*args: str) -> Any:
+    return lambda tmp: PerdureServer.start(tmp, args=args)
+
+
+# mode -> (start the server in a tmp dir, register the deployment over HTTP/1.1)
+MODES: dict[str, tuple[Any, bool]] = {
+    "official-h2c": (_official(FAST_RETRIES), False),
+    "official-http1.1": (_official(FAST_RETRIES), True),
+    "official-always-suspend": (_official(ALWAYS_SUSPEND), False),
+    "perdure-h2c": (_perdure(), False),
+    "perdure-http1.1": (_perdure(), True),
+    "perdure-always-suspend": (_perdure("--inactivity-timeout", "0s"), False),
 }
 
 
@@ -46,12 +62,10 @@ MODES = {
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    config, use_http_11 = MODES[request.param]
-    tmp = tmp_path_factory.mktemp(request.param)
-    with (
-        RestateServer.start(tmp, extra_config=config) as restate,
-        serve_asgi("tests.scenarios.services:app", tmp) as url,
-    ):
-        restate.register(url, use_http_11=use_http_11)
-        restate.mode = request.param  # type: ignore[attr-defined]
-        yield restate
+    start, use_http_11 = MODES[request.param]
+    tmp: Path = tmp_path_factory.mktemp(request.param)
+    started: AbstractContextManager[Any] = start(tmp)
+    with started as instance, serve_asgi("tests.scenarios.services:app", tmp) as url:
+        instance.register(url, use_http_11=use_http_11)
+        instance.mode = request.param
+        yield instance

@@ -61,6 +61,12 @@ async def fail(ctx: Context, code: int) -> str:
     raise TerminalError(f"failed with {code}", status_code=code, metadata={"why": "asked"})
 
 
+@greeter.handler("send")
+async def send_named(ctx: Context, text: str) -> str:
+    """A handler named like the ingress's /send suffix."""
+    return f"sent {text}"
+
+
 @greeter.handler()
 async def raw(ctx: Context, data: bytes) -> bytes:
     return data[::-1]
@@ -412,4 +418,30 @@ async def hidden(ctx: Context) -> str:
     return "hidden"
 
 
-app = perdure.app([greeter, counter, orders, caller, saga, probe, configured])
+# -- a request-response cycle between two exclusive handlers (deadlocks) -----------------------
+
+cycle_a = perdure.VirtualObject("CycleA")
+cycle_b = perdure.VirtualObject("CycleB")
+
+
+@cycle_a.handler()
+async def enter(ctx: ObjectContext, hops: int) -> str:
+    """With hops > 0: call CycleB/<same key>/relay, which calls back into this (locked) key."""
+    if hops <= 0:
+        return "end"
+    call = ctx.object("CycleB", ctx.key(), "relay").request(hops - 1)
+    ctx.set("callee", await call.invocation_id())
+    return str(await call)
+
+
+@cycle_a.handler(kind="shared")
+async def callee(ctx: ObjectSharedContext) -> str | None:
+    return await ctx.get("callee", type_hint=str)
+
+
+@cycle_b.handler()
+async def relay(ctx: ObjectContext, hops: int) -> str:
+    return str(await ctx.object("CycleA", ctx.key(), "enter").request(hops))
+
+
+app = perdure.app([greeter, counter, orders, caller, saga, probe, configured, cycle_a, cycle_b])

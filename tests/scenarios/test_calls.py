@@ -45,7 +45,12 @@ def test_terminal_error_codes_cross_calls(server: Any) -> None:
     assert ok(server, "Caller/errors", 418) == [418, "failed with 418", {"why": "asked"}]
     direct = call(server, "Greeter/fail", 422)
     assert direct.status_code == 422
-    assert "failed with 422" in direct.text
+    assert direct.json() == {
+        "code": 422,
+        "message": "failed with 422",
+        "metadata": {"why": "asked"},
+        "source": "invocation",
+    }
 
 
 def test_typed_payloads_from_the_ingress(server: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.scenarios.support import eventually, ok, unique
@@ -32,3 +33,9 @@ def test_idempotent_calls_and_sends_execute_once(server: Any) -> None:
     eventually(lambda: ok(server, f"Counter/{key}/get") == 1001, "idempotent send ran")
     time.sleep(0.5)
     assert ok(server, f"Counter/{key}/get") == 1001
+
+
+def test_a_handler_named_send_is_called_not_sent(server: Any) -> None:
+    assert ok(server, "Greeter/send", "x") == "sent x"
+    sent = httpx.post(f"{server.ingress}/Greeter/send/send", json="y", timeout=30)
+    assert sent.status_code == 202 and sent.json()["invocationId"].startswith("inv_1")

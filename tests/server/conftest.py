@@ -31,15 +31,18 @@ class Deployed:
 
 
 @contextmanager
-def deployed(tmp: Path, *, use_http_11: bool = False, official: bool = False) -> Iterator[Deployed]:
-    """perdure's (or the official) server + the official-SDK services (hypercorn), registered."""
+def deployed(
+    tmp: Path, *, use_http_11: bool = False, official: bool = False, services: str = SERVICES
+) -> Iterator[Deployed]:
+    """perdure's (or the official) server + the ``services`` deployment (hypercorn; by default
+    the official-SDK services), registered."""
     effects = tmp / "effects"
     effects.mkdir(parents=True)
     previous = os.environ.get("PERDURE_EFFECTS")
     os.environ["PERDURE_EFFECTS"] = str(effects)
     try:
         starter = RestateServer.start if official else PerdureServer.start
-        with starter(tmp) as server, serve_asgi(SERVICES, tmp) as url:
+        with starter(tmp) as server, serve_asgi(services, tmp) as url:
             server.register(url, use_http_11=use_http_11)
             with (
                 httpx.Client(base_url=server.ingress, timeout=30.0) as client,

@@ -9,9 +9,18 @@ import pytest
 
 from perdure.protocol import Frame, InvocationId, Manifest, MessageType
 from perdure.protocol import messages as m
+from perdure.server.engine import notifications as note
 from perdure.server.engine.core import AttemptRejected, Core, InvokeRequest
-from perdure.server.engine.effects import AbortAttempt, Completed, Forward, StartAttempt, TimerSet
-from perdure.server.records import DeploymentRecord, Status
+from perdure.server.engine.deadlock import WaitGraph, find_cycle
+from perdure.server.engine.effects import (
+    AbortAttempt,
+    Completed,
+    DeadlockDetected,
+    Forward,
+    StartAttempt,
+    TimerSet,
+)
+from perdure.server.records import DeploymentRecord, Result, Status
 from perdure.server.registry import Registry
 from perdure.server.storage import Store
 
@@ -286,3 +295,59 @@ def test_completed_invocations_are_purged_when_retention_ends(core: Core, clock:
     core.fire_timers(record.expires_at)
     assert core.get(inv) is None
     assert core.store.read_journal(inv) == []
+
+
+def test_a_terminal_error_reaches_the_caller_with_its_metadata(core: Core) -> None:
+    parent = core.invoke(InvokeRequest("Greeter", "greet")).invocation_id
+    core.take_effects()
+    effects = command(core, parent, m.CallCommand(service_name="Greeter", handler_name="greet",
+                      invocation_id_notification_idx=1, result_completion_id=2))  # fmt: skip
+    (child,) = starts(effects)
+    failure = m.Failure(
+        code=418, message="teapot", metadata=[m.FailureMetadata(key="k", value="v")]
+    )
+    command(core, child, m.OutputCommand(failure=failure))
+    core.on_end(child)
+    received = core.store.read_journal(parent)[-1].message()
+    assert received.failure.code == 418  # type: ignore[union-attr]
+    assert [(e.key, e.value) for e in received.failure.metadata] == [("k", "v")]  # type: ignore[union-attr]
+    stored = core.get(child)
+    assert stored is not None and stored.result is not None
+    assert stored.result.failure_metadata == (("k", "v"),)
+
+
+def test_failure_metadata_is_dropped_for_a_v5_deployment() -> None:
+    result = Result.failure(418, "teapot", (("k", "v"),))
+    frame, _ = note.completion(MessageType.CALL_COMPLETION, 2, result)
+    assert note.for_protocol(frame, 6) is frame
+    v5 = note.for_protocol(frame, 5).message()
+    assert v5.failure.code == 418 and not v5.failure.metadata  # type: ignore[union-attr]
+
+
+def test_a_call_back_into_a_locked_key_is_reported_as_a_deadlock(core: Core) -> None:
+    outer = core.invoke(InvokeRequest("Counter", "add", key="k")).invocation_id
+    core.take_effects()
+    effects = command(core, outer, m.CallCommand(service_name="Counter", handler_name="add",
+                      key="k", invocation_id_notification_idx=1,
+                      result_completion_id=2))  # fmt: skip
+    assert starts(effects) == []  # queued behind the caller, which holds the lock
+    (report,) = [e for e in effects if isinstance(e, DeadlockDetected)]
+    (inner,) = [i for i in report.cycle if i != outer]
+    assert report.cycle == (outer, inner)
+    assert report.description == (
+        f"deadlock: Counter/k/add ({outer}) waits for Counter/k/add ({inner}), "
+        f"which is queued behind Counter/k/add ({outer})"
+    )
+    assert find_cycle(inner, WaitGraph(core.store)) is not None
+    assert core.cancel(inner) == "done"
+    assert find_cycle(outer, WaitGraph(core.store)) is None
+
+
+def test_calls_without_a_cycle_are_not_reported(core: Core) -> None:
+    outer = core.invoke(InvokeRequest("Counter", "add", key="k")).invocation_id
+    core.take_effects()
+    effects = command(core, outer, m.CallCommand(service_name="Counter", handler_name="add",
+                      key="other", invocation_id_notification_idx=1,
+                      result_completion_id=2))  # fmt: skip
+    assert len(starts(effects)) == 1
+    assert not [e for e in effects if isinstance(e, DeadlockDetected)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,23 +34,26 @@ class PerdureServer:
     tmp: Path
     ingress_port: int
     admin_port: int
+    args: tuple[str, ...] = ()
     starts: int = 1
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
 
     @classmethod
     @contextmanager
-    def start(cls, tmp: Path) -> Iterator[PerdureServer]:
-        """Start on free loopback ports with a fresh data dir under ``tmp``."""
+    def start(cls, tmp: Path, *, args: Sequence[str] = ()) -> Iterator[PerdureServer]:
+        """Start on free loopback ports with a fresh data dir under ``tmp``; ``args`` are extra
+        ``perdure server`` flags (e.g. ``["--inactivity-timeout", "0s"]``)."""
         ingress_port, admin_port = free_port(), free_port()
         data = tmp / "perdure-data"
         server = cls(
-            _spawn(tmp, data, ingress_port, admin_port, 1),
+            _spawn(tmp, data, ingress_port, admin_port, 1, tuple(args)),
             ingress=f"http://127.0.0.1:{ingress_port}",
             admin=f"http://127.0.0.1:{admin_port}",
             data_dir=data,
             tmp=tmp,
             ingress_port=ingress_port,
             admin_port=admin_port,
+            args=tuple(args),
         )
         try:
             server._wait()
@@ -72,7 +75,7 @@ class PerdureServer:
         self.child.stop()
         self.starts += 1
         self.child = _spawn(self.tmp, self.data_dir, self.ingress_port, self.admin_port,
-                            self.starts)  # fmt: skip
+                            self.starts, self.args)  # fmt: skip
         self._wait()
 
     def register(self, uri: str, *, use_http_11: bool = False, force: bool = True) -> Any:
@@ -94,7 +97,9 @@ class PerdureServer:
         return self.child.log_tail(80)
 
 
-def _spawn(tmp: Path, data: Path, ingress_port: int, admin_port: int, n: int) -> Child:
+def _spawn(  # noqa: PLR0917
+    tmp: Path, data: Path, ingress_port: int, admin_port: int, n: int, args: tuple[str, ...]
+) -> Child:
     return Child(
         "perdure server",
         [
@@ -102,6 +107,7 @@ def _spawn(tmp: Path, data: Path, ingress_port: int, admin_port: int, n: int) ->
             "--data-dir", str(data),
             "--ingress-bind", f"127.0.0.1:{ingress_port}",
             "--admin-bind", f"127.0.0.1:{admin_port}",
+            *args,
         ],
         tmp / f"perdure-server-{n}.log",
         cwd=REPO,

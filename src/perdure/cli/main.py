@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--admin-bind", default="127.0.0.1:9070", help="admin API address (127.0.0.1:9070)"
     )
+    server.add_argument(
+        "--inactivity-timeout",
+        default=None,
+        help="how long an attempt may wait before the SDK is made to suspend, e.g. 1m or 0s "
+        "(default 1m; 0s replays every handler at every await)",
+    )
     server.add_argument("--log-level", default="info", help="debug, info, warning (info)")
     return parser
 
@@ -86,8 +92,20 @@ def _server(args: argparse.Namespace) -> int:
         if not host or not port.isdigit():
             print(f"perdure server: bad address {bind!r}, expected HOST:PORT", file=sys.stderr)
             return 2
+    inactivity: int | None = None
+    if args.inactivity_timeout is not None:
+        from perdure.server.api.durations import DurationError, parse_duration  # noqa: PLC0415
+
+        try:
+            inactivity = parse_duration(args.inactivity_timeout)
+        except DurationError as exc:
+            print(f"perdure server: --inactivity-timeout: {exc}", file=sys.stderr)
+            return 2
     config = ServerConfig(
-        data_dir=Path(args.data_dir), ingress_bind=args.ingress_bind, admin_bind=args.admin_bind
+        data_dir=Path(args.data_dir),
+        ingress_bind=args.ingress_bind,
+        admin_bind=args.admin_bind,
+        inactivity_timeout=inactivity,
     )
     asyncio.run(serve(config))
     return 0

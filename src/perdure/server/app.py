@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from perdure.server.api.admin import Admin
 from perdure.server.api.ingress import Ingress
 from perdure.server.engine.driver import Engine
 from perdure.server.invoker.invoker import Invoker
-from perdure.server.registry import Registry
+from perdure.server.registry import Defaults, Registry
 from perdure.server.storage import Store
 
 log = logging.getLogger("perdure.server")
@@ -40,6 +41,11 @@ class ServerConfig:
     """SQLite ``synchronous`` pragma: FULL fsyncs every group commit."""
     shutdown_timeout: float = 10.0
     """How long a graceful stop waits for live attempts to reach a safe point."""
+    inactivity_timeout: int | None = None
+    """Milliseconds an attempt may wait for the deployment before its input is closed so that
+    the SDK suspends (None: the official default, 1 minute; 0: suspend at every await, which
+    replays handlers constantly and flushes out determinism bugs). Handler and service options
+    still take precedence."""
 
 
 def _hypercorn(bind: str, name: str) -> Config:
@@ -66,7 +72,10 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
             loop.add_signal_handler(sig, stop.set)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.data_dir / DB_FILE, synchronous=config.synchronous)
-    registry = Registry()
+    defaults = Defaults()
+    if config.inactivity_timeout is not None:
+        defaults = dataclasses.replace(defaults, inactivity_timeout=config.inactivity_timeout)
+    registry = Registry(defaults)
     registry.load(store)
     engine = Engine(store, registry)
     invoker = Invoker(engine)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
 from perdure.protocol import InvocationId
 
@@ -40,7 +39,7 @@ class Result:
     failure_code: int | None = None
     failure_message: str = ""
     failure_metadata: tuple[tuple[str, str], ...] = ()
-    """Key/value pairs a terminal error carries (the SDK's ``metadata``), in the SDK's order."""
+    """Key/value pairs a terminal error carries (protocol V6 ``Failure.metadata``)."""
 
     @property
     def ok(self) -> bool:
@@ -49,12 +48,6 @@ class Result:
     @classmethod
     def failure(cls, code: int, message: str, metadata: tuple[tuple[str, str], ...] = ()) -> Result:
         return cls(failure_code=code, failure_message=message, failure_metadata=metadata)
-
-    @classmethod
-    def of_failure(cls, failure: Any) -> Result:
-        """A Result from a protocol ``Failure`` message (code, message, metadata)."""
-        metadata = tuple((str(m.key), str(m.value)) for m in failure.metadata)
-        return cls.failure(int(failure.code), str(failure.message), metadata)
 
 
 CANCELED = Result.failure(409, "canceled")

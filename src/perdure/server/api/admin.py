@@ -31,8 +31,9 @@ from perdure.server.api.metadata import (
     rfc3339,
     service_json,
 )
+from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.invoker.discovery import DiscoveryError, discover
-from perdure.server.records import DeploymentRecord, Invocation
+from perdure.server.records import DeploymentRecord, Invocation, Status
 
 if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
@@ -342,7 +343,8 @@ class Admin:
         wanted = query.get("status")
         limit = int(query.get("limit", "1000")) if query.get("limit", "").isdigit() else 1000
         invocations = self.engine.store.list_invocations(limit)
-        rows = [_invocation_json(i) for i in invocations if not wanted or i.status == wanted]
+        graph = WaitGraph(self.engine.store)
+        rows = [_invocation_json(i, graph) for i in invocations if not wanted or i.status == wanted]
         return Response.json(200, {"invocations": rows})
 
     def _describe(self, text: str) -> Response:
@@ -353,7 +355,7 @@ class Admin:
         inv = self.engine.store.get_invocation(invocation_id)
         if inv is None:
             return error(404, f"invocation {text} not found")
-        return Response.json(200, _invocation_json(inv))
+        return Response.json(200, _invocation_json(inv, WaitGraph(self.engine.store)))
 
 
 def _normalize_uri(uri: str) -> str:
@@ -366,7 +368,17 @@ def _same_services(a: Manifest, b: Manifest) -> bool:
     return [s for s in a.services] == [s for s in b.services]
 
 
-def _invocation_json(inv: Invocation) -> dict[str, Any]:
+def _deadlock_json(inv: Invocation, graph: WaitGraph) -> dict[str, Any] | None:
+    """perdure's own field: the request-response cycle this invocation is stuck in, if any."""
+    if inv.status in (Status.COMPLETED, Status.SCHEDULED):
+        return None
+    cycle = find_cycle(inv.id, graph)
+    if cycle is None:
+        return None
+    return {"cycle": [str(c.id) for c in cycle], "description": describe_cycle(cycle)}
+
+
+def _invocation_json(inv: Invocation, graph: WaitGraph) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(inv.id),
         "target": inv.target,
@@ -387,6 +399,7 @@ def _invocation_json(inv: Invocation) -> dict[str, Any]:
         "last_failure": inv.last_failure,
         "invoked_by_id": inv.invoked_by,
         "journal_size": inv.journal_len,
+        "deadlock": _deadlock_json(inv, graph),
     }
     if inv.status.value == "completed" and inv.result is not None:
         out["completion_result"] = "success" if inv.result.ok else "failure"

@@ -24,9 +24,11 @@ from perdure.protocol import (
 )
 from perdure.protocol import messages as m
 from perdure.server.engine import notifications as note
+from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.engine.effects import (
     AbortAttempt,
     Completed,
+    DeadlockDetected,
     Effect,
     Forward,
     StartAttempt,
@@ -235,7 +237,7 @@ class Core:
         inv.modified_at = now
         if isinstance(message, m.OutputCommand):
             if message.HasField("failure"):
-                inv.result = Result.of_failure(message.failure)
+                inv.result = note.failure_result(message.failure)
             else:
                 inv.result = Result(value=message.value.content)
         self.store.put_invocation(inv)
@@ -356,6 +358,8 @@ class Core:
                             T.CALL_COMPLETION, message.result_completion_id, outcome.result
                         ),
                     )
+                else:
+                    self._check_deadlock(inv.id)
             case m.OneWayCallCommand():
                 outcome = self.invoke(
                     InvokeRequest(
@@ -388,7 +392,7 @@ class Core:
             case m.CompleteAwakeableCommand():
                 awakeable = AwakeableId.parse(message.awakeable_id)
                 result = (
-                    Result.of_failure(message.failure)
+                    note.failure_result(message.failure)
                     if message.HasField("failure")
                     else Result(value=message.value.content)
                 )
@@ -406,6 +410,7 @@ class Core:
                     self._notify(inv.id, *note.completion(kind, cid, attached.result))
                 else:
                     store.add_sink(attached.id, Sink(inv.id, cid, kind))
+                    self._check_deadlock(inv.id)
             case m.GetInvocationOutputCommand():
                 peeked = self.store.get_invocation(_target_id(message))
                 cid = message.result_completion_id
@@ -419,6 +424,13 @@ class Core:
             case _:
                 pass  # Output, Run, eager state reads: journaled, nothing else to do
 
+    def _check_deadlock(self, waiter: InvocationId) -> None:
+        """``waiter`` now waits for another invocation: report a wait-for cycle it closed."""
+        cycle = find_cycle(waiter, WaitGraph(self.store))
+        if cycle is not None:
+            ids = tuple(c.id for c in cycle)
+            self._effects.append(DeadlockDetected(ids, describe_cycle(cycle)))
+
     def _complete_promise(self, inv: Invocation, message: m.CompletePromiseCommand) -> None:
         store = self.store
         cid = message.result_completion_id
@@ -428,7 +440,7 @@ class Core:
             return
         if message.HasField("completion_failure"):
             f = message.completion_failure
-            result = Result.failure(f.code, f.message)
+            result = note.failure_result(f)
         else:
             result = Result(value=message.completion_value.content)
         store.complete_promise(inv.service, inv.key, message.key, result)
@@ -446,7 +458,7 @@ class Core:
         if inv is None or inv.status is not Status.INVOKED:
             return
         if proposal.HasField("failure"):
-            result = Result.of_failure(proposal.failure)
+            result = note.failure_result(proposal.failure)
         else:
             result = Result(value=proposal.value)
         self._notify(
@@ -533,6 +545,7 @@ class Core:
             return
         if key[0] in "sn" and self.store.has_notification(invocation_id, [key]):
             return
+        frame = note.for_protocol(frame, inv.protocol_version)
         self.store.append_journal(inv, frame, self.now(), key)
         if progress:
             inv.attempts_since_progress = 0
@@ -755,6 +768,6 @@ def _signal_result(message: m.SendSignalCommand) -> Result | None:
         case "value":
             return Result(value=message.value.content)
         case "failure":
-            return Result.of_failure(message.failure)
+            return note.failure_result(message.failure)
         case _:
             return None

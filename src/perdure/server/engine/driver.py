@@ -22,6 +22,7 @@ from perdure.server.engine.core import Core
 from perdure.server.engine.effects import (
     AbortAttempt,
     Completed,
+    DeadlockDetected,
     Effect,
     Forward,
     StartAttempt,
@@ -146,6 +147,8 @@ class Engine:
                         future.set_result((result, expires_at))
             case TimerSet():
                 self._timer_wake.set()
+            case DeadlockDetected(_, description):
+                log.warning("%s; cancel one of them to resolve it", description)
 
     # -- timers --------------------------------------------------------------------------------
 

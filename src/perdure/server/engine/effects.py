@@ -50,4 +50,12 @@ class TimerSet:
     fire_at: int
 
 
-Effect = StartAttempt | Forward | AbortAttempt | Completed | TimerSet
+@dataclass(frozen=True, slots=True)
+class DeadlockDetected:
+    """A request-response cycle closed: report it (it lasts until one member is cancelled)."""
+
+    cycle: tuple[InvocationId, ...]
+    description: str
+
+
+Effect = StartAttempt | Forward | AbortAttempt | Completed | TimerSet | DeadlockDetected

@@ -7,6 +7,8 @@ without a result), hence ``SetInParent``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from perdure.protocol import Frame, MessageType
 from perdure.protocol import messages as m
 from perdure.server.records import Result, notification_key
@@ -55,3 +57,24 @@ def _set_result(message: object, result: Result | None) -> None:
         message.failure.message = result.failure_message  # type: ignore[attr-defined]
         for key, value in result.failure_metadata:
             message.failure.metadata.add(key=key, value=value)  # type: ignore[attr-defined]
+
+
+def failure_result(failure: m.Failure) -> Result:
+    """The Result of a protocol ``Failure``, with its metadata (V6)."""
+    metadata = tuple((entry.key, entry.value) for entry in failure.metadata)
+    return Result.failure(failure.code, failure.message, metadata)
+
+
+def for_protocol(frame: Frame, version: int | None) -> Frame:
+    """The frame as a deployment speaking ``version`` may receive it: before V6 a failure
+    carries no metadata (a V5 SDK would reject the message)."""
+    if version is None or version >= 6:
+        return frame
+    message: Any = frame.message()
+    if "failure" not in message.DESCRIPTOR.fields_by_name or not message.HasField("failure"):
+        return frame
+    failure = message.failure
+    if not failure.metadata:
+        return frame
+    del failure.metadata[:]
+    return Frame.of(message)

@@ -82,8 +82,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY, revision INTEGER NOT NULL, deployment_id TEXT NOT NULL,
             manifest TEXT NOT NULL, overrides TEXT NOT NULL)""",
     ),
-    # 2: the metadata of a terminal failure (JSON list of [key, value]), shown to ingress callers
-    ("ALTER TABLE invocations ADD COLUMN failure_metadata TEXT",),
+    # 2: terminal errors keep their metadata (JSON list of [key, value] pairs)
+    (
+        "ALTER TABLE invocations ADD COLUMN failure_metadata TEXT",
+        "ALTER TABLE promises ADD COLUMN failure_metadata TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,7 +7,6 @@ connection see the writes of the open transaction, which is what an engine trans
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -135,7 +134,7 @@ class Store:
                 inv.completed_at,
                 inv.expires_at,
                 inv.invoked_by,
-                json.dumps(result.failure_metadata) if result and result.failure_metadata else None,
+                None if result is None else _metadata_json(result),
             ),
         )
 
@@ -390,7 +389,8 @@ class Store:
 
     def get_promise(self, service: str, key: str, name: str) -> Result | None:
         row = self.db.execute(
-            "SELECT result_kind, value, failure_code, failure_message FROM promises "
+            "SELECT result_kind, value, failure_code, failure_message, failure_metadata "
+            "FROM promises "
             "WHERE pk = ? AND service = ? AND key = ? AND name = ?",
             (key_pk(key), service, key, name),
         ).fetchone()
@@ -399,10 +399,10 @@ class Store:
     def complete_promise(self, service: str, key: str, name: str, result: Result) -> None:
         self.db.execute(
             "INSERT INTO promises (pk, service, key, name, result_kind, value, failure_code, "
-            "failure_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "failure_message, failure_metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key_pk(key), service, key, name, "value" if result.ok else "failure",
-                result.value, result.failure_code, result.failure_message,
+                result.value, result.failure_code, result.failure_message, _metadata_json(result),
             ),
         )  # fmt: skip
 
@@ -485,11 +485,16 @@ class Store:
         return [ServiceRecord(*r) for r in rows]
 
 
+def _metadata_json(result: Result) -> str | None:
+    return json.dumps(result.failure_metadata) if result.failure_metadata else None
+
+
 def _result(row: Any) -> Result:
-    kind, value, code, message = row
+    kind, value, code, message, metadata = row
     if kind == "value":
         return Result(value=bytes(value) if value is not None else b"")
-    return Result.failure(int(code), str(message or ""))
+    pairs = tuple((str(k), str(v)) for k, v in json.loads(metadata)) if metadata else ()
+    return Result.failure(int(code), str(message or ""), pairs)
 
 
 def _invocation(row: Any) -> Invocation:
@@ -502,11 +507,8 @@ def _invocation(row: Any) -> Invocation:
     result = (
         None
         if result_kind is None
-        else _result((result_kind, result_value, failure_code, failure_message))
+        else _result((result_kind, result_value, failure_code, failure_message, failure_metadata))
     )
-    if result is not None and failure_metadata:
-        pairs = tuple((str(k), str(v)) for k, v in json.loads(failure_metadata))
-        result = dataclasses.replace(result, failure_metadata=pairs)
     return Invocation(
         id=InvocationId.parse(str(id_)),
         service=str(service),
