@@ -31,22 +31,36 @@ def _numbers(report: Report, case: str, server: str) -> list[float]:
     return [r.throughput, *(r.percentile(float(p[1:])) * 1000 for p in PERCENTILES)]
 
 
+def _cpu(report: Report, case: str, server: str) -> str:
+    """CPU use of server/deployment/loadgen during the run, in % of one core."""
+    outcome = report.get(case, server)
+    if outcome is None or outcome.result is None or not outcome.cpu:
+        return "-"
+    elapsed = outcome.result.elapsed
+    names = ("server", "deployment", "loadgen")
+    return "/".join(
+        f"{outcome.cpu[n] / elapsed:.0%}".rstrip("%") if n in outcome.cpu else "?" for n in names
+    )
+
+
 def table(report: Report) -> str:
     servers = report.plan.servers
-    rows = [["case", "server", "req/s", *(f"{p} ms" for p in PERCENTILES)]]
+    rows = [["case", "server", "req/s", *(f"{p} ms" for p in PERCENTILES), "cpu% srv/dep/gen"]]
     for case in report.plan.cases:
         numbers = {server: _numbers(report, case, server) for server in servers}
         for i, server in enumerate(servers):
-            rows.append([case if i == 0 else "", server, *map(_num, numbers[server])])
+            cells = [*map(_num, numbers[server]), _cpu(report, case, server)]
+            rows.append([case if i == 0 else "", server, *cells])
         if set(servers) == {"perdure", "official"}:
             ratios = map(_ratio, numbers["perdure"], numbers["official"])
-            rows.append(["", "perdure/official", *ratios])
+            rows.append(["", "perdure/official", *ratios, ""])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
                   enumerate(zip(r, widths, strict=True)))
         for r in rows
     ]  # fmt: skip
+    lines.append("(cpu%: of one core, for the server, the deployment and the load generator)")
     problems = [f"  {o.server}/{o.case}: {o.problem}" for o in report.outcomes if o.problem]
     if problems:
         lines += ["", "problems:", *problems]

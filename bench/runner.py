@@ -23,6 +23,7 @@ import httpx
 
 from bench import profiling, targets
 from bench.cases import CASES, Case
+from bench.cpu import cpu_seconds
 from bench.loadgen import LoadConfig, LoadResult, run_load
 
 
@@ -47,6 +48,8 @@ class Outcome:
     problem: str | None = None
     """Why the run is not trustworthy (verification failed, server unavailable), or None."""
     profile: str | None = None
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds used during the measured run, per process: server, deployment, loadgen."""
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"case": self.case, "server": self.server}
@@ -56,6 +59,8 @@ class Outcome:
             body["problem"] = self.problem
         if self.profile:
             body["profile"] = self.profile
+        if self.cpu:
+            body["cpu_s"] = {name: round(seconds, 2) for name, seconds in self.cpu.items()}
         return body
 
 
@@ -96,12 +101,12 @@ class Report:
 
 def run_plan(plan: Plan, tmp: Path, log: Any = print) -> Report:
     report = Report(plan, datetime.now(UTC).isoformat(timespec="seconds"))
-    with targets.deployment(tmp / "deployment", workers=plan.deployment_workers) as url:
+    with targets.deployment(tmp / "deployment", workers=plan.deployment_workers) as deployment:
         for kind in plan.servers:
             try:
-                with targets.server(kind, tmp / kind, url) as target:
+                with targets.server(kind, tmp / kind, deployment.url) as target:
                     for name in plan.cases:
-                        outcome = _run_case(plan, target, CASES[name], log)
+                        outcome = _run_case(plan, target, deployment, CASES[name], log)
                         report.outcomes.append(outcome)
             except targets.TargetUnavailable as exc:
                 log(f"[{kind}] skipped: {exc}")
@@ -109,7 +114,17 @@ def run_plan(plan: Plan, tmp: Path, log: Any = print) -> Report:
     return report
 
 
-def _run_case(plan: Plan, target: targets.Target, case: Case, log: Any) -> Outcome:
+def _cpu_now(target: targets.Target, deployment: targets.Deployment) -> dict[str, float | None]:
+    return {
+        "server": cpu_seconds(target.pid),
+        "deployment": cpu_seconds(deployment.pid),
+        "loadgen": time.process_time(),  # this process only: the servers are its children
+    }
+
+
+def _run_case(
+    plan: Plan, target: targets.Target, deployment: targets.Deployment, case: Case, log: Any
+) -> Outcome:
     outcome = Outcome(case.name, target.kind)
     asyncio.run(run_load(target.ingress, case.make(f"warm-{uuid.uuid4().hex[:8]}"), plan.warmup))
     tag = f"run-{uuid.uuid4().hex[:8]}"
@@ -118,8 +133,15 @@ def _run_case(plan: Plan, target: targets.Target, case: Case, log: Any) -> Outco
             raw = plan.profile_dir / f"{case.name}.raw.txt"
             stack.enter_context(profiling.recording(target.pid, raw))
             outcome.profile = str(raw)
+        before = _cpu_now(target, deployment)
         result = asyncio.run(run_load(target.ingress, case.make(tag), plan.load))
+        after = _cpu_now(target, deployment)
     outcome.result = result
+    outcome.cpu = {
+        name: end - start
+        for name, end in after.items()
+        if end is not None and (start := before[name]) is not None
+    }
     if case.verify is not None:
         outcome.problem = asyncio.run(_verify(target.ingress, case, tag, result))
     if result.failed:
@@ -127,10 +149,13 @@ def _run_case(plan: Plan, target: targets.Target, case: Case, log: Any) -> Outco
         outcome.problem = outcome.problem or f"{result.failed} failed: {failures}"
     summary = result.summary()
     latency = summary["latency_ms"]
+    busy = "  ".join(
+        f"{name} {seconds / result.elapsed:.0%}" for name, seconds in outcome.cpu.items()
+    )
     log(
         f"[{target.kind}] {case.name:<10} {result.ok:>6} ok {result.failed:>4} failed "
         f"{result.throughput:>8.1f}/s  p50 {latency['p50']:.1f} ms  p99 {latency['p99']:.1f} ms"
-        + (f"  PROBLEM: {outcome.problem}" if outcome.problem else "")
+        f"  cpu: {busy}" + (f"  PROBLEM: {outcome.problem}" if outcome.problem else "")
     )
     return outcome
 

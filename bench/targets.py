@@ -31,13 +31,19 @@ class Target:
     """The server's process id (for the profiler)."""
 
 
+@dataclass(frozen=True)
+class Deployment:
+    url: str
+    pid: int
+
+
 class TargetUnavailable(Exception):
     """The server cannot be started here (e.g. the official binary is not installed)."""
 
 
 @contextmanager
-def deployment(tmp: Path, *, workers: int = 1) -> Iterator[str]:
-    """Serve the bench services with hypercorn (h2c + HTTP/1.1 on one port); yields the URL."""
+def deployment(tmp: Path, *, workers: int = 1) -> Iterator[Deployment]:
+    """Serve the bench services with hypercorn (h2c + HTTP/1.1 on one port)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}"]
@@ -46,7 +52,7 @@ def deployment(tmp: Path, *, workers: int = 1) -> Iterator[str]:
     child = Child("bench deployment", [*args, DEPLOYMENT_APP], tmp / "deployment.log", cwd=REPO)
     try:
         wait_tcp(port, "bench deployment", child)
-        yield f"http://127.0.0.1:{port}"
+        yield Deployment(f"http://127.0.0.1:{port}", child.proc.pid)
     finally:
         child.stop()
 

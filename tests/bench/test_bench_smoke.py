@@ -97,8 +97,8 @@ def test_bad_bounds_are_rejected() -> None:
 def perdure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[targets.Target]:
     tmp = tmp_path_factory.mktemp("bench")
     with (
-        targets.deployment(tmp / "deployment") as url,
-        targets.server("perdure", tmp / "perdure", url) as target,
+        targets.deployment(tmp / "deployment") as deployment,
+        targets.server("perdure", tmp / "perdure", deployment.url) as target,
     ):
         yield target
 
@@ -156,6 +156,7 @@ def test_bench_command_prints_the_table_and_writes_json(
         ("noop", "perdure", 8),
         ("hot-key", "perdure", 8),
     ]
+    assert set(report["results"][0]["cpu_s"]) == {"server", "deployment", "loadgen"}
 
 
 def test_bench_command_rejects_unknown_cases(capsys: pytest.CaptureFixture[str]) -> None:
