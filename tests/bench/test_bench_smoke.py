@@ -1,0 +1,168 @@
+"""Keeps bench/ from rotting: the load generator counts what happened (unit tests on a mock
+transport), every case runs briefly against perdure's server with the bench deployment and is
+answered and verified, and ``python -m bench`` produces its table and JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench import targets
+from bench.cases import CASES
+from bench.loadgen import CheckFailed, LoadConfig, LoadResult, run_load
+
+# ---------------------------------------------------------------------------------------------
+# The load generator, without a network
+# ---------------------------------------------------------------------------------------------
+
+
+def _every_third_fails(request: httpx.Request) -> httpx.Response:
+    n = int(request.url.path.rsplit("/", 1)[1])
+    return httpx.Response(500 if n % 3 == 0 else 200, json=n)
+
+
+async def _check_ok(client: httpx.AsyncClient, i: int) -> None:
+    resp = await client.get(f"/item/{i}")
+    if resp.status_code != 200:
+        raise CheckFailed(f"HTTP {resp.status_code}")
+
+
+def _load(config: LoadConfig, handler=_every_third_fails) -> LoadResult:  # type: ignore[no-untyped-def]
+    transport = httpx.MockTransport(handler)
+    return asyncio.run(run_load("http://bench.invalid", _check_ok, config, transport=transport))
+
+
+def test_closed_loop_counts_successes_and_failures_by_reason() -> None:
+    result = _load(LoadConfig(concurrency=4, requests=30, duration=10))
+    # requests 0..29: 0, 3, ..., 27 fail (10 of them)
+    assert (result.ok, result.failed) == (20, 10)
+    assert result.failures == {"HTTP 500": 10}
+    assert len(result.latencies) == 20
+    assert result.throughput == pytest.approx(20 / result.elapsed)
+
+
+def test_errors_raised_by_the_transport_are_failures_not_crashes() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    result = _load(LoadConfig(concurrency=2, requests=5, duration=10), refuse)
+    assert (result.ok, result.failed) == (0, 5)
+    assert result.failures == {"ConnectError": 5}
+
+
+def test_duration_bounds_a_run_without_a_request_count() -> None:
+    async def slow(client: httpx.AsyncClient, i: int) -> None:
+        await asyncio.sleep(0.01)
+
+    started = time.monotonic()
+    result = asyncio.run(run_load("http://bench.invalid", slow, LoadConfig(2, None, 0.3)))
+    assert 0.3 <= time.monotonic() - started < 2.0
+    assert result.failed == 0 and 20 <= result.ok <= 62  # 2 workers, ~10 ms each, 0.3 s
+
+
+def test_open_loop_issues_at_the_given_rate() -> None:
+    result = _load(LoadConfig(concurrency=8, requests=None, duration=0.5, rate=40))
+    # due times 0, 25 ms, ..., 475 ms: 20 requests, a third of them failing
+    assert result.issued == 20
+    assert result.elapsed >= 0.45
+
+
+def test_percentiles_use_nearest_rank() -> None:
+    result = LoadResult(ok=100, latencies=[i / 1000 for i in range(100, 0, -1)])
+    assert result.percentile(50) == 0.050
+    assert result.percentile(99) == 0.099
+    assert result.percentile(100) == 0.100
+
+
+def test_bad_bounds_are_rejected() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        LoadConfig(concurrency=0)
+    with pytest.raises(ValueError, match="rate"):
+        LoadConfig(rate=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every case against perdure's server
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def perdure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[targets.Target]:
+    tmp = tmp_path_factory.mktemp("bench")
+    with (
+        targets.deployment(tmp / "deployment") as deployment,
+        targets.server("perdure", tmp / "perdure", deployment.url) as target,
+    ):
+        yield target
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("name", list(CASES))
+def test_case_runs_and_is_counted_on_perdure(perdure: targets.Target, name: str) -> None:
+    case = CASES[name]
+    tag = f"smoke-{name}"
+    config = LoadConfig(concurrency=4, requests=12, duration=20)
+    result = asyncio.run(run_load(perdure.ingress, case.make(tag), config))
+    assert result.failures == {}
+    assert (result.ok, result.failed) == (12, 0)
+    if case.verify is not None:
+
+        async def verify() -> str | None:
+            async with httpx.AsyncClient(base_url=perdure.ingress, timeout=30) as client:
+                assert case.verify is not None
+                return await case.verify(client, tag, result)
+
+        assert asyncio.run(verify()) is None
+
+
+@pytest.mark.interop
+def test_verification_notices_a_miscount(perdure: targets.Target) -> None:
+    """The hot-key check compares the server's counter with the load generator's success count."""
+    case = CASES["hot-key"]
+    result = asyncio.run(run_load(perdure.ingress, case.make("miscount"), LoadConfig(2, 4, 20)))
+    assert result.ok == 4
+    result.ok = 5  # as if the load generator had counted one success too many
+
+    async def verify() -> str | None:
+        async with httpx.AsyncClient(base_url=perdure.ingress, timeout=30) as client:
+            assert case.verify is not None
+            return await case.verify(client, "miscount", result)
+
+    assert asyncio.run(verify()) == "counters hold 4 adds, the load generator counted 5 successes"
+
+
+@pytest.mark.interop
+def test_bench_command_prints_the_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.__main__ import main
+
+    out = tmp_path / "result.json"
+    argv = ["--servers", "perdure", "--cases", "noop,hot-key", "--requests", "8",
+            "--warmup", "2", "--concurrency", "2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "noop" in printed and "hot-key" in printed and "p99 ms" in printed
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpus"] >= 1
+    assert [(r["case"], r["server"], r["ok"]) for r in report["results"]] == [
+        ("noop", "perdure", 8),
+        ("hot-key", "perdure", 8),
+    ]
+    assert set(report["results"][0]["cpu_s"]) == {"server", "deployment", "loadgen"}
+
+
+def test_bench_command_rejects_unknown_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--cases", "noop,nope"])
+    assert exit_info.value.code == 2
+    assert "unknown case nope" in capsys.readouterr().err
