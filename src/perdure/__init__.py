@@ -29,8 +29,6 @@ from perdure.sdk import (
     Workflow,
     WorkflowContext,
     WorkflowSharedContext,
-    all_,
-    any_,
     app,
     as_completed,
     first_completed,
@@ -39,14 +37,15 @@ from perdure.sdk import (
     serve_async,
 )
 
+# ``perdure.all`` / ``perdure.any`` carry the builtins' names (as attributes of the package); a
+# real import, so type checkers see them. This module uses neither builtin.
+from perdure.sdk.futures import all_ as all
+from perdure.sdk.futures import any_ as any
+
 try:
     __version__ = version("perdure")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+unknown"
-
-# ``perdure.all`` / ``perdure.any`` read like the builtins they shadow only as attributes.
-globals()["all"] = all_
-globals()["any"] = any_
 
 __all__ = [
     "App",

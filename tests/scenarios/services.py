@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -347,6 +348,28 @@ async def cancel(ctx: Context, invocation_id: str) -> None:
     ctx.cancel_invocation(invocation_id)
 
 
+@caller.handler()
+async def send_then_cancel(ctx: Context, key: str) -> str:
+    """Send Saga/<key>/book one-way, let it start, then cancel it through the send handle."""
+    handle = ctx.object_send(book, key).send()
+    await ctx.sleep(timedelta(seconds=1))
+    await handle.cancel()
+    return await handle.invocation_id()
+
+
+@caller.handler()
+async def output_of_failed(ctx: Context, code: int) -> list[object]:
+    """Peek at the output of a target that failed terminally: the peek raises its error."""
+    target = await ctx.service_send(fail).send(code).invocation_id()
+    with contextlib.suppress(TerminalError):
+        await ctx.attach_invocation(target, output=str)
+    try:
+        await ctx.invocation_output(target, output=str)
+    except TerminalError as exc:
+        return [exc.status_code, exc.message]
+    return ["no error"]
+
+
 # -- cancellation with compensation ------------------------------------------------------------
 
 saga = perdure.VirtualObject("Saga")
@@ -377,6 +400,26 @@ async def store_awakeable(ctx: ObjectContext, awakeable_id: str) -> None:
 @saga.handler(kind="shared")
 async def awakeable_of(ctx: ObjectSharedContext) -> str | None:
     return await ctx.get("awakeable", type_hint=str)
+
+
+saga_parent = perdure.VirtualObject("SagaParent")
+
+
+@saga_parent.handler()
+async def wait_for_booking(ctx: ObjectContext) -> str:
+    """Await a Saga/<same key>/book call; cancelling this invocation cancels that child too."""
+    call = ctx.object(book, ctx.key()).request()
+    ctx.set("child", await call.invocation_id())
+    try:
+        return await call
+    except TerminalError as exc:
+        ctx.set("status", f"parent saw {exc.status_code}")
+        raise
+
+
+@saga_parent.handler(kind="shared")
+async def parent_state(ctx: ObjectSharedContext, name: str) -> str | None:
+    return await ctx.get(name, type_hint=str)
 
 
 # -- replay check: counts handler starts in this process ----------------------------------------
@@ -444,4 +487,6 @@ async def relay(ctx: ObjectContext, hops: int) -> str:
     return str(await ctx.object("CycleA", ctx.key(), "enter").request(hops))
 
 
-app = perdure.app([greeter, counter, orders, caller, saga, probe, configured, cycle_a, cycle_b])
+app = perdure.app(
+    [greeter, counter, orders, caller, saga, saga_parent, probe, configured, cycle_a, cycle_b]
+)

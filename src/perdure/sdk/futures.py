@@ -16,10 +16,15 @@ from perdure.sdk.invocation import Invocation
 from perdure.sdk.vm import NotificationId, Result
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-class DurableFuture(Generic[T]):
-    """A journaled result; ``await`` it for the value (or the TerminalError it failed with)."""
+class DurableFuture(Generic[T_co]):
+    """A journaled result; ``await`` it for the value (or the TerminalError it failed with).
+
+    Covariant: a ``DurableFuture[int]`` is a ``DurableFuture[int | None]``, so combinators over
+    futures of different types infer their common type.
+    """
 
     _inv: Invocation
 
@@ -33,15 +38,15 @@ class DurableFuture(Generic[T]):
         """Done with a failure (meaningful once ``_done()``)."""
         raise NotImplementedError
 
-    def _value(self) -> T:
+    def _value(self) -> T_co:
         """The value, or raise the failure; only once ``_done()``."""
         raise NotImplementedError
 
-    async def _wait(self) -> T:
+    async def _wait(self) -> T_co:
         await self._inv.await_until(self._leaves(), self._done)
         return self._value()
 
-    def __await__(self) -> Generator[Any, None, T]:
+    def __await__(self) -> Generator[Any, None, T_co]:
         return self._wait().__await__()
 
     def done(self) -> bool:
@@ -49,14 +54,14 @@ class DurableFuture(Generic[T]):
         return self._done()
 
 
-class LeafFuture(DurableFuture[T]):
+class LeafFuture(DurableFuture[T_co]):
     """One notification, decoded by ``decode`` (which raises TerminalError for failures)."""
 
-    def __init__(self, inv: Invocation, nid: NotificationId, decode: Callable[[Result], T]):
+    def __init__(self, inv: Invocation, nid: NotificationId, decode: Callable[[Result], T_co]):
         self._inv = inv
         self._nid = nid
         self._decode = decode
-        self._cached: tuple[T] | None = None
+        self._cached: tuple[T_co] | None = None
 
     def _leaves(self) -> list[NotificationId]:
         return [self._nid]
@@ -68,7 +73,7 @@ class LeafFuture(DurableFuture[T]):
         result = self._inv.vm.result(self._nid)
         return result is not None and result.is_failure
 
-    def _value(self) -> T:
+    def _value(self) -> T_co:
         if self._cached is None:
             result = self._inv.vm.result(self._nid)
             assert result is not None
@@ -96,7 +101,7 @@ def void_decoder(result: Result) -> None:
     raise_failure(result)
 
 
-class CallFuture(LeafFuture[T]):
+class CallFuture(LeafFuture[T_co]):
     """A request-response call: the callee's result, and its invocation id."""
 
     def __init__(
@@ -104,7 +109,7 @@ class CallFuture(LeafFuture[T]):
         inv: Invocation,
         id_nid: NotificationId,
         result_nid: NotificationId,
-        decode: Callable[[Result], T],
+        decode: Callable[[Result], T_co],
     ) -> None:
         super().__init__(inv, result_nid, decode)
         self._id = LeafFuture(inv, id_nid, lambda r: str(r.value))
@@ -130,7 +135,7 @@ def _invocation_of(futures: tuple[DurableFuture[Any], ...]) -> Invocation:
     return inv
 
 
-class _Combined(DurableFuture[T]):
+class _Combined(DurableFuture[T_co]):
     def __init__(self, futures: tuple[DurableFuture[Any], ...]) -> None:
         self._inv = _invocation_of(futures)
         self._futures = futures
@@ -194,29 +199,30 @@ class _FirstCompleted(_Combined[DurableFuture[Any]]):
         return next(f for f in self._futures if f._done())
 
 
-def gather(*futures: DurableFuture[Any]) -> DurableFuture[list[Any]]:
+def gather(*futures: DurableFuture[T]) -> DurableFuture[list[T]]:
     """Await every future; the results in argument order. The first failure raises."""
     return _Gather(futures)
 
 
 all_ = gather
+"""``perdure.all``: the same as ``gather``."""
 
 
-def any_(*futures: DurableFuture[Any]) -> DurableFuture[Any]:
-    """The first successful result; TerminalError if every future failed."""
+def any_(*futures: DurableFuture[T]) -> DurableFuture[T]:
+    """``perdure.any``: the first successful result; TerminalError if every future failed."""
     return _Any(futures)
 
 
-def first_completed(*futures: DurableFuture[Any]) -> DurableFuture[DurableFuture[Any]]:
+def first_completed(*futures: DurableFuture[T]) -> DurableFuture[DurableFuture[T]]:
     """The future that completes first (await it, or check it, for its outcome)."""
     return _FirstCompleted(futures)
 
 
-async def as_completed(*futures: DurableFuture[Any]) -> AsyncIterator[DurableFuture[Any]]:
+async def as_completed(*futures: DurableFuture[T]) -> AsyncIterator[DurableFuture[T]]:
     """The futures in the order they complete (deterministic across replays)."""
-    remaining = list(futures)
+    remaining: list[DurableFuture[T]] = list(futures)
     while remaining:
-        first = await _FirstCompleted(tuple(remaining))
+        first: DurableFuture[T] = await _FirstCompleted(tuple(remaining))
         remaining.remove(first)
         yield first
 
