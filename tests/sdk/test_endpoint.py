@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import timedelta
 
 import httpx
+import pytest
 
 import perdure
 from perdure import Context
@@ -91,3 +94,48 @@ def test_garbage_stream_ends_with_a_protocol_error() -> None:
     )
     (error,) = decode_messages(resp.content)
     assert isinstance(error, m.ErrorMessage) and error.code == 571
+
+
+logged = perdure.Service("EndpointLogger")
+
+
+@logged.handler()
+async def chatty(ctx: Context) -> str:
+    ctx.logger.info("before the sleep")
+    await ctx.sleep(timedelta(milliseconds=1))
+    ctx.logger.info("after the sleep")
+    return "done"
+
+
+def test_the_handler_logger_is_quiet_while_replaying(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="perdure.handler")
+    app = perdure.app([logged])
+    inv = InvocationId.new()
+
+    def attempt(journal: list[m.Message]) -> list[m.Message]:
+        start = m.StartMessage(id=inv.to_bytes(), debug_id=str(inv), known_entries=len(journal))
+
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://sdk") as client:
+                return await client.post(
+                    "/invoke/EndpointLogger/chatty",
+                    headers={"content-type": V6},
+                    content=encode_messages([start, *journal]),
+                )
+
+        return decode_messages(asyncio.run(go()).content)
+
+    first = attempt([m.InputCommand()])
+    sleep = first[0]
+    assert isinstance(sleep, m.SleepCommand)
+    assert isinstance(first[-1], m.SuspensionMessage)
+    assert [r.getMessage() for r in caplog.records] == ["before the sleep"]
+
+    caplog.clear()
+    woke = m.SleepCompletion(completion_id=sleep.result_completion_id)
+    woke.void.SetInParent()
+    second = attempt([m.InputCommand(), sleep, woke])
+    assert second[-1] == m.EndMessage()
+    # "before the sleep" ran again during replay, but only the new line reached the log.
+    assert [r.getMessage() for r in caplog.records] == ["after the sleep"]
