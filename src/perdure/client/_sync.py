@@ -25,6 +25,7 @@ from perdure.client._core import (
     Target,
     Timeout,
 )
+from perdure.client._deadline import bounded_by, deadline_transport
 from perdure.client._errors import TransportError
 from perdure.client._serde import JSON_CONTENT_TYPE, NO_BODY, encode_input
 
@@ -62,7 +63,7 @@ class Client:
             base_url=url.rstrip("/"),
             http1=not http2,
             http2=http2,
-            transport=transport,
+            transport=transport or deadline_transport(http1=not http2, http2=http2),
             follow_redirects=False,
         )
 
@@ -345,8 +346,9 @@ class Client:
 
     def _attempt(self, exchange: Exchange, deadline: float | None) -> Reply:
         """One request. httpx's timeouts bound each phase (connect, each read), not the whole;
-        so the body is streamed and the deadline checked as it arrives: an answer that trickles
-        in cannot outlast the exchange's timeout by more than one read's wait."""
+        the connections' network backend (_deadline.py) cuts every socket wait at ``deadline``,
+        and the deadline is checked between body chunks too (for a transport given by the user,
+        which does not go through that backend)."""
         request = self._http.build_request(
             exchange.method,
             exchange.path,
@@ -355,17 +357,19 @@ class Client:
             headers=exchange.headers,
             timeout=_timeouts(exchange, deadline),
         )
-        response = self._http.send(request, stream=True)
+        with bounded_by(deadline):
+            response = self._http.send(request, stream=True)
         try:
             chunks = []
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(
-                        f"no complete answer within {exchange.timeout} s", request=request
-                    )
+            with bounded_by(deadline):
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise httpx.ReadTimeout(
+                            f"no complete answer within {exchange.timeout} s", request=request
+                        )
         finally:
-            response.close()
+            response.close()  # not under the deadline: releasing the connection must not fail
         return Reply(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
