@@ -351,3 +351,20 @@ def test_calls_without_a_cycle_are_not_reported(core: Core) -> None:
                       result_completion_id=2))  # fmt: skip
     assert len(starts(effects)) == 1
     assert not [e for e in effects if isinstance(e, DeadlockDetected)]
+
+
+def test_a_retry_delay_the_sdk_asks_for_does_not_consume_the_budget(
+    core: Core, clock: Clock
+) -> None:
+    inv = core.invoke(InvokeRequest("Greeter", "greet")).invocation_id
+    for _ in range(100):  # more than the 70 attempts of the default policy
+        core.take_effects()
+        core.on_failure(inv, 500, "step failed, retry later", next_retry_delay=250)
+        record = core.get(inv)
+        assert record is not None
+        assert record.status is Status.BACKING_OFF
+        assert record.next_retry_at == clock.now + 250
+        core.fire_timers(record.next_retry_at)
+    assert core.get(inv).retry_count == 0  # type: ignore[union-attr]
+    core.on_failure(inv, 500, "boom")
+    assert core.get(inv).retry_count == 1  # type: ignore[union-attr]

@@ -505,7 +505,9 @@ class Core:
         if inv is None or inv.status is not Status.INVOKED:
             return
         now = self.now()
-        inv.retry_count += 1
+        # A delay the SDK chose (its ctx.run retry policy) does not consume the server's budget.
+        if next_retry_delay is None:
+            inv.retry_count += 1
         inv.attempts_since_progress += 1
         inv.last_failure = f"[{code}] {message}"
         inv.modified_at = now
@@ -515,7 +517,7 @@ class Core:
             if service
             else self.registry.default_retry_policy()
         )
-        if policy.exhausted(inv.retry_count):
+        if next_retry_delay is None and policy.exhausted(inv.retry_count):
             if policy.on_max_attempts == "KILL":
                 self._complete(inv, Result.failure(code, message))
             else:
