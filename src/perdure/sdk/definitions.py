@@ -235,6 +235,33 @@ class _Definition:
             HandlerRef(self.name, handler_name, self.service_type, input_type, output_type),
         )
 
+    def _decorator(
+        self,
+        *,
+        name: str | None,
+        ty: HandlerType | None,
+        serde: Serde | None,
+        input_serde: Serde | None,
+        output_serde: Serde | None,
+        options: dict[str, Any],
+    ) -> Callable[[F], F]:
+        """A decorator that registers the function and returns it unchanged."""
+        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
+
+        def decorate(fn: F) -> F:
+            self._add(
+                fn,
+                name=name,
+                ty=ty,
+                serde=serde,
+                input_serde=input_serde,
+                output_serde=output_serde,
+                options=options,
+            )
+            return fn
+
+        return decorate
+
     def manifest(self) -> ServiceManifest:
         return ServiceManifest(
             name=self.name,
@@ -261,22 +288,14 @@ class Service(_Definition):
     ) -> Callable[[F], F]:
         if kind not in (None, "shared"):
             raise ValueError(f"a service handler cannot be {kind!r}")
-
-        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
-
-        def decorate(fn: F) -> F:
-            self._add(
-                fn,
-                name=name,
-                ty=None,
-                serde=serde,
-                input_serde=input_serde,
-                output_serde=output_serde,
-                options=options,
-            )
-            return fn
-
-        return decorate
+        return self._decorator(
+            name=name,
+            ty=None,
+            serde=serde,
+            input_serde=input_serde,
+            output_serde=output_serde,
+            options=options,
+        )
 
 
 class VirtualObject(_Definition):
@@ -296,22 +315,14 @@ class VirtualObject(_Definition):
     ) -> Callable[[F], F]:
         if kind not in _KINDS:
             raise ValueError(f"an object handler is 'exclusive' or 'shared', not {kind!r}")
-
-        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
-
-        def decorate(fn: F) -> F:
-            self._add(
-                fn,
-                name=name,
-                ty=_KINDS[kind],
-                serde=serde,
-                input_serde=input_serde,
-                output_serde=output_serde,
-                options=options,
-            )
-            return fn
-
-        return decorate
+        return self._decorator(
+            name=name,
+            ty=_KINDS[kind],
+            serde=serde,
+            input_serde=input_serde,
+            output_serde=output_serde,
+            options=options,
+        )
 
 
 class Workflow(_Definition):
@@ -330,22 +341,14 @@ class Workflow(_Definition):
         """The workflow's run handler (always exposed as ``run``)."""
         if options.get("idempotency_retention") is not None:
             raise TypeError("a workflow's run handler has workflow_retention, not idempotency")
-
-        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
-
-        def decorate(fn: F) -> F:
-            self._add(
-                fn,
-                name="run",
-                ty=HandlerType.WORKFLOW,
-                serde=serde,
-                input_serde=input_serde,
-                output_serde=output_serde,
-                options=options,
-            )
-            return fn
-
-        return decorate
+        return self._decorator(
+            name="run",
+            ty=HandlerType.WORKFLOW,
+            serde=serde,
+            input_serde=input_serde,
+            output_serde=output_serde,
+            options=options,
+        )
 
     def handler(
         self,
@@ -361,22 +364,14 @@ class Workflow(_Definition):
             raise ValueError("a workflow's other handlers are shared; use main() for the run")
         if options.get("workflow_retention") is not None:
             raise TypeError("workflow_retention belongs on Workflow.main()")
-
-        build_options(**options)  # unknown or ill-typed options fail here, not at decoration
-
-        def decorate(fn: F) -> F:
-            self._add(
-                fn,
-                name=name,
-                ty=HandlerType.SHARED,
-                serde=serde,
-                input_serde=input_serde,
-                output_serde=output_serde,
-                options=options,
-            )
-            return fn
-
-        return decorate
+        return self._decorator(
+            name=name,
+            ty=HandlerType.SHARED,
+            serde=serde,
+            input_serde=input_serde,
+            output_serde=output_serde,
+            options=options,
+        )
 
 
 ServiceDefinition = Service | VirtualObject | Workflow
