@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from perdure.protocol import (
     AwakeableId,
@@ -332,18 +333,7 @@ class Core:
                 self._effects.append(TimerSet(message.wake_up_time))
             case m.CallCommand():
                 outcome = self.invoke(
-                    InvokeRequest(
-                        service=message.service_name,
-                        handler=message.handler_name,
-                        key=message.key,
-                        body=message.parameter,
-                        headers=[(h.key, h.value) for h in message.headers],
-                        idempotency_key=message.idempotency_key
-                        if message.HasField("idempotency_key")
-                        else None,
-                        caller=(inv.id, message.result_completion_id),
-                        invoked_by=str(inv.id),
-                    )
+                    _child_request(inv, message, caller=(inv.id, message.result_completion_id))
                 )
                 self._notify(
                     inv.id,
@@ -362,18 +352,8 @@ class Core:
                     self._check_deadlock(inv.id)
             case m.OneWayCallCommand():
                 outcome = self.invoke(
-                    InvokeRequest(
-                        service=message.service_name,
-                        handler=message.handler_name,
-                        key=message.key,
-                        body=message.parameter,
-                        headers=[(h.key, h.value) for h in message.headers],
-                        idempotency_key=message.idempotency_key
-                        if message.HasField("idempotency_key")
-                        else None,
-                        execution_time=message.invoke_time or None,
-                        send=True,
-                        invoked_by=str(inv.id),
+                    _child_request(
+                        inv, message, execution_time=message.invoke_time or None, send=True
                     )
                 )
                 self._notify(
@@ -773,3 +753,19 @@ def _signal_result(message: m.SendSignalCommand) -> Result | None:
             return note.failure_result(message.failure)
         case _:
             return None
+
+
+def _child_request(
+    parent: Invocation, message: m.CallCommand | m.OneWayCallCommand, **extra: Any
+) -> InvokeRequest:
+    """The invocation a Call or OneWayCall command of ``parent`` asks for."""
+    return InvokeRequest(
+        service=message.service_name,
+        handler=message.handler_name,
+        key=message.key,
+        body=message.parameter,
+        headers=[(h.key, h.value) for h in message.headers],
+        idempotency_key=message.idempotency_key if message.HasField("idempotency_key") else None,
+        invoked_by=str(parent.id),
+        **extra,
+    )
