@@ -20,12 +20,8 @@ from typing import Any
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
-from perdure.server.api.admin import Admin
-from perdure.server.api.ingress import Ingress
-from perdure.server.engine.driver import Engine
-from perdure.server.invoker.invoker import Invoker
-from perdure.server.registry import Defaults, Registry
-from perdure.server.storage import Store
+from perdure.server.registry import Defaults
+from perdure.server.runtime import Runtime
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
@@ -71,24 +67,24 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(config.data_dir / DB_FILE, synchronous=config.synchronous)
     defaults = Defaults()
     if config.inactivity_timeout is not None:
         defaults = dataclasses.replace(defaults, inactivity_timeout=config.inactivity_timeout)
-    registry = Registry(defaults)
-    registry.load(store)
-    engine = Engine(store, registry)
-    invoker = Invoker(engine)
-    engine.invoker = invoker
-    ingress_url = f"http://{config.ingress_bind}"
-    ingress = Ingress(engine)
-    admin = Admin(engine, invoker, ingress_url)
+    runtime = Runtime(
+        config.data_dir / DB_FILE,
+        defaults=defaults,
+        ingress_url=f"http://{config.ingress_bind}",
+        synchronous=config.synchronous,
+    )
     stop_accepting = asyncio.Event()
     servers = [
-        loop.create_task(_serve_http(ingress, config.ingress_bind, "ingress", stop_accepting)),
-        loop.create_task(_serve_http(admin, config.admin_bind, "admin", stop_accepting)),
+        loop.create_task(_serve_http(app, bind, name, stop_accepting))
+        for app, bind, name in (
+            (runtime.ingress, config.ingress_bind, "ingress"),
+            (runtime.admin, config.admin_bind, "admin"),
+        )
     ]
-    engine.start()
+    runtime.start()
     log.info(
         "perdure server listening: ingress http://%s, admin http://%s, data %s",
         config.ingress_bind,
@@ -102,11 +98,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
             log.error("an HTTP server failed: %s", task.exception())
     log.info("stopping: no new requests; letting running attempts reach a safe point")
     stop_accepting.set()
-    await invoker.drain(config.shutdown_timeout)
+    await runtime.invoker.drain(config.shutdown_timeout)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*servers, return_exceptions=True), 5.0)
-    await engine.stop()
-    await invoker.close()
+    await runtime.stop(0)
     stopped.cancel()
-    store.close()
     log.info("stopped")

@@ -167,6 +167,7 @@ class Admin:
                 additional_headers={str(k): str(v) for k, v in headers.items()},
                 pool=self.invoker.pool,
                 http11=self.invoker.http11,
+                local=self.invoker.local,
             )
         except DiscoveryError as exc:
             return error(exc.status, exc.message)

@@ -24,7 +24,8 @@ from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType, Pro
 from perdure.protocol import messages as m
 from perdure.protocol.versions import invocation_content_type
 from perdure.server.engine.core import AttemptRejected
-from perdure.server.invoker.h2 import H2Error, H2Pool, H2Stream
+from perdure.server.invoker.h2 import H2Error, H2Pool
+from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
 
 if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
@@ -63,6 +64,7 @@ class Attempt:
         *,
         pool: H2Pool,
         http11: httpx.AsyncClient,
+        local: LocalApps,
         is_current: Callable[[Attempt], bool],
         on_done: Callable[[Attempt], None],
     ) -> None:
@@ -70,10 +72,11 @@ class Attempt:
         self.engine = engine
         self.pool = pool
         self.http11 = http11
+        self.local = local
         self._is_current = is_current
         self._on_done = on_done
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._stream: H2Stream | None = None
+        self._stream: Stream | None = None
         self._last_activity = time.monotonic()
         self._terminated = False
         self.task: asyncio.Task[None] | None = None
@@ -101,7 +104,7 @@ class Attempt:
             if self._stream is not None:
                 self._stream.reset()
             raise
-        except (H2Error, OSError, httpx.HTTPError, ProtocolError) as exc:
+        except (H2Error, LocalError, OSError, httpx.HTTPError, ProtocolError) as exc:
             self._fail(500, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             log.exception("attempt of %s failed", self.plan.invocation_id)
@@ -130,9 +133,14 @@ class Attempt:
         path = f"{url.path.rstrip('/')}/invoke/{self.plan.service}/{self.plan.handler}"
         return host, port, path
 
-    async def _run_h2(self) -> None:
+    async def _open(self) -> Stream:
         host, port, path = self._path()
-        stream = await self.pool.request(host, port, "POST", path, self._headers())
+        if urlsplit(self.plan.uri).scheme == LOCAL_SCHEME:
+            return self.local.request(host, "POST", path, self._headers())
+        return await self.pool.request(host, port, "POST", path, self._headers())
+
+    async def _run_h2(self) -> None:
+        stream = await self._open()
         self._stream = stream
         self._outbox.put_nowait(self.plan.payload)
         if not self.plan.bidi:
@@ -142,10 +150,10 @@ class Attempt:
             await self._read_h2(stream)
         finally:
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, H2Error, OSError):
+            with contextlib.suppress(asyncio.CancelledError, H2Error, LocalError, OSError):
                 await writer
 
-    async def _write(self, stream: H2Stream) -> None:
+    async def _write(self, stream: Stream) -> None:
         while True:
             data = await self._outbox.get()
             if data is None:
@@ -156,7 +164,7 @@ class Attempt:
             await stream.send(data)
             self._last_activity = time.monotonic()
 
-    async def _read_h2(self, stream: H2Stream) -> None:
+    async def _read_h2(self, stream: Stream) -> None:
         status, headers = await asyncio.wait_for(stream.response(), self.plan.abort_timeout)
         if not self._check_head(status, headers.get("content-type")):
             return
@@ -190,8 +198,8 @@ class Attempt:
                     await self._drain(stream)
                     return
 
-    async def _drain(self, stream: H2Stream) -> None:
-        with contextlib.suppress(TimeoutError, H2Error):
+    async def _drain(self, stream: Stream) -> None:
+        with contextlib.suppress(TimeoutError, H2Error, LocalError):
             async with asyncio.timeout(DRAIN_TIMEOUT):
                 while await stream.read() is not None:
                     pass

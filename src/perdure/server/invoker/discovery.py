@@ -11,6 +11,7 @@ import httpx
 from perdure.protocol import Manifest, ManifestError
 from perdure.protocol.versions import MANIFEST_ACCEPT, parse_manifest_content_type
 from perdure.server.invoker.h2 import H2Error, H2Pool
+from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
 
 DISCOVERY_TIMEOUT = 30.0
 
@@ -39,9 +40,13 @@ async def discover(
     additional_headers: dict[str, str],
     pool: H2Pool,
     http11: httpx.AsyncClient,
+    local: LocalApps | None = None,
 ) -> Discovered:
     url = urlsplit(uri)
-    if url.scheme not in ("http", "https") or not url.hostname:
+    if url.scheme == LOCAL_SCHEME and local is not None and url.hostname:
+        if local.get(url.hostname) is None:
+            raise DiscoveryError(400, f"no in-process app is mounted as {uri}")
+    elif url.scheme not in ("http", "https") or not url.hostname:
         raise DiscoveryError(400, f"bad uri {uri!r}: expected http://host:port[/path]")
     path = f"{url.path.rstrip('/')}/discover"
     headers = [("accept", MANIFEST_ACCEPT)] + [
@@ -61,9 +66,13 @@ async def discover(
             http_version = "HTTP/1.1"
         else:
             async with asyncio.timeout(DISCOVERY_TIMEOUT):
-                stream = await pool.request(
-                    url.hostname, url.port or 80, "GET", path, headers, end_stream=True
-                )
+                stream: Stream
+                if url.scheme == LOCAL_SCHEME and local is not None:
+                    stream = local.request(url.hostname, "GET", path, headers, end_stream=True)
+                else:
+                    stream = await pool.request(
+                        url.hostname, url.port or 80, "GET", path, headers, end_stream=True
+                    )
                 status, head = await stream.response()
                 chunks = []
                 while (chunk := await stream.read()) is not None:
@@ -72,7 +81,7 @@ async def discover(
             content_type = head.get("content-type")
             server = head.get("x-restate-server")
             http_version = "HTTP/2.0"
-    except (OSError, H2Error, httpx.HTTPError, TimeoutError) as exc:
+    except (OSError, H2Error, LocalError, httpx.HTTPError, TimeoutError) as exc:
         raise DiscoveryError(
             500, f"error when trying to discover the service endpoint {uri}: {exc or type(exc)}"
         ) from None

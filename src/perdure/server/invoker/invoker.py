@@ -14,6 +14,7 @@ from perdure.protocol import Frame, InvocationId
 from perdure.protocol import messages as m
 from perdure.server.invoker.attempt import Attempt, AttemptPlan
 from perdure.server.invoker.h2 import H2Pool
+from perdure.server.invoker.local import LocalApps
 from perdure.server.records import Status
 
 if TYPE_CHECKING:
@@ -23,8 +24,9 @@ log = logging.getLogger("perdure.server.invoker")
 
 
 class Invoker:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, local: LocalApps | None = None) -> None:
         self.engine = engine
+        self.local = local or LocalApps()
         self.pool = H2Pool()
         self.http11 = httpx.AsyncClient(http1=True, http2=False, timeout=None)
         self.attempts: dict[InvocationId, Attempt] = {}
@@ -48,6 +50,7 @@ class Invoker:
             self.engine,
             pool=self.pool,
             http11=self.http11,
+            local=self.local,
             is_current=lambda a: self.attempts.get(a.plan.invocation_id) is a,
             on_done=self._done,
         )
