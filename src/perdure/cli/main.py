@@ -87,6 +87,7 @@ def _server(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     for bind in (args.ingress_bind, args.admin_bind):
         host, _, port = bind.rpartition(":")
         if not host or not port.isdigit():
@@ -107,7 +108,14 @@ def _server(args: argparse.Namespace) -> int:
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
     )
-    asyncio.run(serve(config))
+    from perdure.server.storage import SchemaError  # noqa: PLC0415
+    from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
+
+    try:
+        asyncio.run(serve(config))
+    except (SchemaError, StoreInUse) as exc:
+        print(f"perdure server: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -21,6 +21,7 @@ from perdure.server.invoker.invoker import Invoker
 from perdure.server.invoker.local import ASGIApp, LocalApps
 from perdure.server.registry import Defaults, Registry
 from perdure.server.storage import Store
+from perdure.server.storage.lock import StoreLock
 
 log = logging.getLogger("perdure.server")
 
@@ -39,7 +40,13 @@ class Runtime:
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
     ) -> None:
-        self.store = Store(db_path, synchronous=synchronous)
+        self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
+        try:
+            self.store = Store(db_path, synchronous=synchronous)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         self.registry = Registry(defaults or Defaults())
         self.registry.load(self.store)
         self.engine = Engine(self.store, self.registry, clock)
@@ -59,6 +66,8 @@ class Runtime:
         await self.engine.stop()
         await self.invoker.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
     async def mount(self, name: str, app: ASGIApp, *, force: bool = True) -> str:
         """Serve ``app`` in-process as ``local://name`` and register it (discovery included);

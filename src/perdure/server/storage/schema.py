@@ -103,7 +103,9 @@ def migrate(db: sqlite3.Connection) -> int:
     found = int(row[0]) if row else 0
     if found > SCHEMA_VERSION:
         raise SchemaError(
-            f"the store has schema version {found}, this perdure knows up to {SCHEMA_VERSION}"
+            f"the store has schema version {found}, this perdure knows up to "
+            f"{SCHEMA_VERSION}: it was written by a newer perdure; upgrade perdure "
+            "(pip install -U perdure) or use another --data-dir"
         )
     for version in range(found, SCHEMA_VERSION):
         db.execute("BEGIN IMMEDIATE")
