@@ -31,6 +31,7 @@ from perdure.server.api.metadata import (
     rfc3339,
     service_json,
 )
+from perdure.server.api.query import query
 from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.invoker.discovery import DiscoveryError, discover
 from perdure.server.records import DeploymentRecord, Invocation, Status
@@ -125,6 +126,9 @@ class Admin:
                 return Response.json(200, {"services": services})
             case ["services", name, *rest]:
                 return await self._service(request, name, rest)
+            case ["query"] if method == "POST":
+                live = [str(i) for i in self.invoker.attempts]
+                return await query(request, self.engine.store.path, live)
             case ["invocations"] if method == "GET":
                 return self._list_invocations(request)
             case ["invocations", invocation_id, action] if method == "PATCH":
