@@ -20,7 +20,11 @@ from typing import TextIO
 from google.protobuf.json_format import MessageToDict
 
 import perdure
+from perdure.cli import deployments, invocations, services
 from perdure.protocol import ProtocolError, decode_frames
+
+# Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
+MANAGEMENT = {"services": services, "deployments": deployments, "invocations": invocations}
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -35,6 +39,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return _decode(Path(args.file), out)
     if args.command == "server":
         return _server(args)
+    if args.command in MANAGEMENT:
+        code: int = MANAGEMENT[args.command].main(args, out)
+        return code
     parser.print_help(out)
     return 2
 
@@ -74,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         "(default 1m; 0s replays every handler at every await)",
     )
     server.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+    for group in MANAGEMENT.values():
+        group.add_parser(sub)
     return parser
 
 

@@ -31,7 +31,9 @@ from perdure.server.api.metadata import (
     rfc3339,
     service_json,
 )
+from perdure.server.api.query import query
 from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
+from perdure.server.engine.state_edits import edit_state
 from perdure.server.invoker.discovery import DiscoveryError, discover
 from perdure.server.records import DeploymentRecord, Invocation, Status
 
@@ -125,6 +127,9 @@ class Admin:
                 return Response.json(200, {"services": services})
             case ["services", name, *rest]:
                 return await self._service(request, name, rest)
+            case ["query"] if method == "POST":
+                live = [str(i) for i in self.invoker.attempts]
+                return await query(request, self.engine.store.path, live)
             case ["invocations"] if method == "GET":
                 return self._list_invocations(request)
             case ["invocations", invocation_id, action] if method == "PATCH":
@@ -264,6 +269,8 @@ class Admin:
                 return Response.json(200, service_json(service))
             case [], "PATCH":
                 return await self._patch_service(request, name)
+            case ["state"], "POST":
+                return await self._edit_state(request, name)
             case ["handlers"], "GET":
                 handlers = [handler_json(service, h) for h in service.manifest.handlers]
                 return Response.json(200, {"handlers": handlers})
@@ -303,6 +310,32 @@ class Admin:
         self.engine.run(lambda _core: registry.set_overrides(self.engine.store, name, overrides))
         await self.engine.durable()
         return Response.json(200, service_json(registry.services[name]))
+
+    async def _edit_state(self, request: Request, name: str) -> Response:
+        """Replace all of one key's state (202); queued behind the key's lock if it is held."""
+        service = self.engine.registry.services[name]
+        if service.ty == "SERVICE":
+            return error(400, "Cannot modify state for service type Service")
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            return error(400, f"invalid JSON body: {exc}")
+        parsed = _state_edit(body)
+        if isinstance(parsed, str):
+            return error(400, parsed)
+        key, version, new_state = parsed
+        locking = service.ty == "VIRTUAL_OBJECT"
+        outcome: str = self.engine.run(
+            lambda core: edit_state(core, name, key, new_state, version, locking=locking)
+        )
+        await self.engine.durable()
+        if outcome == "version_mismatch":
+            return error(
+                409,
+                f"the state of {name}/{key} changed since version {version}; read it again "
+                "and retry",
+            )
+        return Response(202)
 
     # -- invocations ---------------------------------------------------------------------------
 
@@ -357,6 +390,27 @@ class Admin:
         if inv is None:
             return error(404, f"invocation {text} not found")
         return Response.json(200, _invocation_json(inv, WaitGraph(self.engine.store)))
+
+
+def _state_edit(body: Any) -> tuple[str, str | None, dict[bytes, bytes]] | str:
+    """(object_key, version, new_state) of a state edit body, or what is wrong with it."""
+    if not isinstance(body, dict):
+        return 'the body must be a JSON object {"object_key": ..., "new_state": {...}}'
+    key, version, new_state = body.get("object_key"), body.get("version"), body.get("new_state")
+    if not isinstance(key, str):
+        return "missing field `object_key` (a string)"
+    if version is not None and not isinstance(version, str):
+        return "`version` must be a string"
+    if not isinstance(new_state, dict):
+        return "missing field `new_state` (an object of state key -> array of bytes)"
+    state: dict[bytes, bytes] = {}
+    for state_key, value in new_state.items():
+        if not isinstance(value, list) or not all(
+            isinstance(b, int) and 0 <= b <= 255 for b in value
+        ):
+            return f"new_state[{state_key!r}] must be an array of bytes (integers 0-255)"
+        state[state_key.encode()] = bytes(value)
+    return key, version, state
 
 
 def _normalize_uri(uri: str) -> str:

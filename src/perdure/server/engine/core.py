@@ -25,6 +25,7 @@ from perdure.protocol import (
 )
 from perdure.protocol import messages as m
 from perdure.server.engine import notifications as note
+from perdure.server.engine import state_edits
 from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.engine.effects import (
     AbortAttempt,
@@ -623,9 +624,12 @@ class Core:
 
     def _release_lock(self, service: str, key: str) -> None:
         self.store.release_lock(service, key)
-        next_id = self.store.pop_inbox(service, key)
-        if next_id is not None:
-            nxt = self.store.get_invocation(next_id)
+        entry = self.store.pop_inbox(service, key)
+        while entry is not None and state_edits.is_queued_edit(entry):
+            state_edits.apply_queued(self.store, key, entry)  # queued behind the lock, like calls
+            entry = self.store.pop_inbox(service, key)
+        if entry is not None:
+            nxt = self.store.get_invocation(InvocationId.parse(entry))
             if nxt is not None and nxt.status is Status.INBOXED:
                 self.store.take_lock(service, key, nxt.id)
                 self._start(nxt)

@@ -87,6 +87,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE invocations ADD COLUMN failure_metadata TEXT",
         "ALTER TABLE promises ADD COLUMN failure_metadata TEXT",
     ),
+    # 3: admin state edits queued behind an object key's lock (their inbox entry is "edit:<seq>")
+    (
+        """CREATE TABLE state_edits (
+            pk INTEGER NOT NULL, seq INTEGER NOT NULL, service TEXT NOT NULL, key TEXT NOT NULL,
+            new_state TEXT NOT NULL, version TEXT,
+            PRIMARY KEY (pk, seq)) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -267,7 +267,7 @@ class Store:
             (key_pk(key), service, key, self._inbox_seq, str(invocation_id)),
         )
 
-    def pop_inbox(self, service: str, key: str) -> InvocationId | None:
+    def pop_inbox(self, service: str, key: str) -> str | None:
         row = self.db.execute(
             "SELECT seq, id FROM inbox WHERE pk = ? AND service = ? AND key = ? "
             "ORDER BY seq LIMIT 1",
@@ -279,13 +279,42 @@ class Store:
             "DELETE FROM inbox WHERE pk = ? AND service = ? AND key = ? AND seq = ?",
             (key_pk(key), service, key, row[0]),
         )
-        return InvocationId.parse(row[1])
+        return str(row[1])
 
     def remove_from_inbox(self, service: str, key: str, invocation_id: InvocationId) -> None:
         self.db.execute(
             "DELETE FROM inbox WHERE pk = ? AND service = ? AND key = ? AND id = ?",
             (key_pk(key), service, key, str(invocation_id)),
         )
+
+    # -- queued state edits (admin API) ---------------------------------------------------------
+
+    def queue_state_edit(
+        self, service: str, key: str, new_state: str, version: str | None, prefix: str
+    ) -> None:
+        """Queue an edit in the key's inbox; its inbox entry is ``<prefix><seq>``."""
+        self._inbox_seq += 1
+        seq = self._inbox_seq
+        self.db.execute(
+            "INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)",
+            (key_pk(key), service, key, seq, f"{prefix}{seq}"),
+        )
+        self.db.execute(
+            "INSERT INTO state_edits (pk, seq, service, key, new_state, version) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key_pk(key), seq, service, key, new_state, version),
+        )
+
+    def take_state_edit(self, key: str, seq: int) -> tuple[str, str, str, str | None] | None:
+        """(service, key, new_state JSON, version) of a queued edit, removed."""
+        row = self.db.execute(
+            "SELECT service, key, new_state, version FROM state_edits WHERE pk = ? AND seq = ?",
+            (key_pk(key), seq),
+        ).fetchone()
+        if row is None:
+            return None
+        self.db.execute("DELETE FROM state_edits WHERE pk = ? AND seq = ?", (key_pk(key), seq))
+        return str(row[0]), str(row[1]), str(row[2]), None if row[3] is None else str(row[3])
 
     # -- timers --------------------------------------------------------------------------------
 

@@ -1,0 +1,52 @@
+"""``POST /query`` of the admin API: SQL over Restate's system tables, answered as JSON.
+
+The query runs in a worker thread on its own read-only connection (see
+``perdure.server.introspection``), so a slow query never blocks the event loop; it is cut off
+after ``QUERY_TIMEOUT`` seconds. perdure answers JSON only (``Accept: application/json``, the
+form Restate's CLI uses for rows); it does not produce Arrow IPC streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+
+from perdure.server.api.http import Request, Response
+from perdure.server.introspection import QueryError, run_query
+
+QUERY_TIMEOUT = 10.0
+
+
+def _message(status: int, text: str) -> Response:
+    return Response.json(status, {"message": text})
+
+
+def _wants_json(accept: str | None) -> bool:
+    if accept is None:
+        return True
+    kinds = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return bool(kinds & {"application/json", "application/*", "*/*"})
+
+
+async def query(request: Request, db_path: str, live: Iterable[str]) -> Response:
+    if not _wants_json(request.header("accept")):
+        return _message(
+            406,
+            f"perdure answers /query only as JSON; send 'Accept: application/json' "
+            f"(got {request.header('accept')!r}; Arrow IPC is not supported)",
+        )
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError as exc:
+        return _message(400, f'the body must be JSON {{"query": "<SQL>"}}: {exc}')
+    sql = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(sql, str):
+        return _message(400, 'the body must be JSON {"query": "<SQL>"}: missing field `query`')
+    try:
+        rows = await asyncio.to_thread(
+            run_query, db_path, sql, live=tuple(live), timeout=QUERY_TIMEOUT
+        )
+    except QueryError as exc:
+        return _message(400, f"invalid query: {exc}")
+    return Response.json(200, {"rows": rows})
