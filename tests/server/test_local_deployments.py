@@ -87,3 +87,23 @@ def test_mounting_an_unknown_or_broken_app_is_a_clear_error(tmp_path: Path) -> N
         assert "no in-process app is mounted as local://nothing" in response.json()["message"]
 
     _run(tmp_path, body)
+
+
+def test_the_invocation_listing_filters_by_status_before_limiting(tmp_path: Path) -> None:
+    async def body(runtime: Runtime, client: httpx.AsyncClient) -> None:
+        await runtime.mount("app", _services("v1"))
+        for name in ("a", "b"):
+            assert (await client.post("/Greeter/greet", json=name)).status_code == 200
+        later = await client.post("/Greeter/greet/send?delay=1h", json="c")
+        assert later.status_code == 202
+        admin = httpx.ASGITransport(app=runtime.admin)
+        async with httpx.AsyncClient(transport=admin, base_url="http://a") as http:
+            rows = (await http.get("/invocations?status=completed&limit=1")).json()["invocations"]
+            assert [r["status"] for r in rows] == ["completed"]
+            scheduled = (await http.get("/invocations?status=scheduled")).json()["invocations"]
+            assert [r["id"] for r in scheduled] == [later.json()["invocationId"]]
+            bad = await http.get("/invocations?status=done")
+            assert bad.status_code == 400
+            assert "use one of scheduled, inboxed" in bad.json()["message"]
+
+    _run(tmp_path, body)

@@ -375,10 +375,13 @@ class Admin:
     def _list_invocations(self, request: Request) -> Response:
         query = request.query()
         wanted = query.get("status")
+        if wanted and wanted not in set(Status):
+            valid = ", ".join(Status)
+            return error(400, f"unknown status {wanted!r}; use one of {valid}")
         limit = int(query.get("limit", "1000")) if query.get("limit", "").isdigit() else 1000
-        invocations = self.engine.store.list_invocations(limit)
+        invocations = self.engine.store.list_invocations(limit, wanted or None)
         graph = WaitGraph(self.engine.store)
-        rows = [_invocation_json(i, graph) for i in invocations if not wanted or i.status == wanted]
+        rows = [_invocation_json(i, graph) for i in invocations]
         return Response.json(200, {"invocations": rows})
 
     def _describe(self, text: str) -> Response:

@@ -153,10 +153,13 @@ class Store:
         ).fetchall()
         return [_invocation(r) for r in rows]
 
-    def list_invocations(self, limit: int = 1000) -> list[Invocation]:
+    def list_invocations(self, limit: int = 1000, status: str | None = None) -> list[Invocation]:
+        """The newest ``limit`` invocations (with ``status`` only, when given)."""
+        where = "WHERE status = ?" if status else ""
         rows = self.db.execute(
-            f"SELECT {_INVOCATION_COLUMNS} FROM invocations ORDER BY created_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_INVOCATION_COLUMNS} FROM invocations {where} "
+            "ORDER BY created_at DESC LIMIT ?",
+            (status, limit) if status else (limit,),
         ).fetchall()
         return [_invocation(r) for r in rows]
 
