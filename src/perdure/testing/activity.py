@@ -73,10 +73,11 @@ class Activity:
         for invocation_id in self.runtime.invoker.attempts:
             if not self._blocked(str(invocation_id)):
                 return f"an attempt of {invocation_id} is running"
-        due = engine.store.next_timer_at()
-        if due is not None and due <= self.now_ms():
-            return "a timer is due"
         return None
+
+    def timer_due(self) -> bool:
+        due = self.runtime.engine.store.next_timer_at()
+        return due is not None and due <= self.now_ms()
 
     def _blocked(self, invocation_id: str) -> bool:
         for app in self.apps:
@@ -92,4 +93,4 @@ class Activity:
             if reason is not None:
                 return reason
             await asyncio.sleep(0)
-        return None
+        return "a timer is due" if self.timer_due() else None
