@@ -87,7 +87,8 @@ class Harness:
     virtual_clock: True (default) runs engine, invoker and SDK on a ``VirtualClock`` that
         auto-advances to the next timer when nothing runs; False runs on real time.
     always_replay: every await suspends the handler and the next attempt replays its journal
-        (the server's inactivity timeout is 0), which makes non-determinism fail loudly.
+        (attempts are request-response and the inactivity timeout is 0), which makes
+        non-determinism fail loudly.
     data_dir: where the SQLite store lives; a fresh temporary directory (removed at exit) when
         not given. A harness on an existing data_dir resumes what is stored there.
     defaults: server defaults (retention, retry policy, timeouts); ``always_replay`` overrides
