@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random as _random
-import time
 import typing
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -143,7 +142,7 @@ class Sender(Generic[I]):
         inv = self._ctx._inv
         invoke_time = 0
         if delay is not None and delay > timedelta(0):
-            invoke_time = int(time.time() * 1000 + delay.total_seconds() * 1000)
+            invoke_time = int(inv.clock() + delay.total_seconds() * 1000)
         nid = inv.vm.sys_send(
             self._service,
             self._handler,
@@ -281,7 +280,7 @@ class Context:
 
     def sleep(self, duration: timedelta, name: str = "") -> DurableFuture[None]:
         """A durable timer: survives restarts, costs nothing while waiting."""
-        wake = int(time.time() * 1000 + duration.total_seconds() * 1000)
+        wake = int(self._inv.clock() + duration.total_seconds() * 1000)
         nid = self._inv.vm.sys_sleep(wake, name)
         self._inv.flush()
         return LeafFuture(self._inv, nid, void_decoder)

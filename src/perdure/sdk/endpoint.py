@@ -27,7 +27,7 @@ from perdure.protocol.versions import (
 from perdure.sdk.context import context_for
 from perdure.sdk.definitions import HandlerDef, ServiceDefinition
 from perdure.sdk.errors import VMError
-from perdure.sdk.invocation import Invocation
+from perdure.sdk.invocation import Invocation, wall_clock_ms
 from perdure.sdk.vm import VM
 
 Scope = MutableMapping[str, Any]
@@ -43,15 +43,24 @@ log = logging.getLogger("perdure.endpoint")
 
 
 class App:
-    """An ASGI application serving a set of services, objects and workflows."""
+    """An ASGI application serving a set of services, objects and workflows.
 
-    def __init__(self, services: Iterable[ServiceDefinition]) -> None:
+    ``clock`` (milliseconds since the epoch) dates sleeps and delayed sends; real time unless
+    given (``perdure.testing`` passes its virtual clock).
+    """
+
+    def __init__(
+        self, services: Iterable[ServiceDefinition], *, clock: Callable[[], int] | None = None
+    ) -> None:
         self.services: dict[str, ServiceDefinition] = {}
         for service in services:
             if service.name in self.services:
                 raise ValueError(f"two services are named {service.name!r}")
             self.services[service.name] = service
+        self.clock = clock or wall_clock_ms
         self.inflight: set[asyncio.Task[Any]] = set()
+        self.live: dict[str, Invocation] = {}
+        """The attempts running in this app, by invocation id (``inv_1…``)."""
 
     def manifest(self, mode: ProtocolMode) -> Manifest:
         return Manifest(
@@ -88,7 +97,7 @@ class App:
             if task is not None:
                 self.inflight.add(task)
             try:
-                await _invoke(handler, receive, send)
+                await _invoke(self, handler, receive, send)
             finally:
                 if task is not None:
                     self.inflight.discard(task)
@@ -140,7 +149,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _invoke(handler: HandlerDef, receive: Receive, send: Send) -> None:
+async def _invoke(app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
     """One attempt: stream the VM's output while feeding it the request body."""
     content_type = invocation_content_type(PROTOCOL_VERSION).encode()
     await send(
@@ -150,16 +159,17 @@ async def _invoke(handler: HandlerDef, receive: Receive, send: Send) -> None:
             "headers": [(b"content-type", content_type), (b"x-restate-server", SERVER_HEADER)],
         }
     )
-    await _Attempt(handler, receive, send).run()
+    await _Attempt(app, handler, receive, send).run()
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class _Attempt:
     """Shuttles bytes between one HTTP exchange and one Invocation."""
 
-    def __init__(self, handler: HandlerDef, receive: Receive, send: Send) -> None:
+    def __init__(self, app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
+        self.app = app
         self.vm = VM()
-        self.inv = Invocation(self.vm, handler)
+        self.inv = Invocation(self.vm, handler, clock=app.clock)
         self.receive, self.send = receive, send
         self.input_done = asyncio.Event()
         self.started = asyncio.Event()
@@ -167,9 +177,12 @@ class _Attempt:
     async def run(self) -> None:
         reader = asyncio.create_task(self._read_body())
         handler_task: asyncio.Task[None] | None = None
+        invocation_id: str | None = None
         try:
             await self.started.wait()
             if self.vm.ready and not self.vm.closed:
+                invocation_id = self.vm.start_info().invocation_id
+                self.app.live[invocation_id] = self.inv
                 handler_task = asyncio.create_task(self.inv.run_handler(context_for(self.inv)))
                 await self._pump(handler_task)
             await self._send_output()
@@ -177,6 +190,8 @@ class _Attempt:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.input_done.wait(), DRAIN_TIMEOUT)
         finally:
+            if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:
+                del self.app.live[invocation_id]
             if handler_task is not None and not handler_task.done():
                 handler_task.cancel()
             reader.cancel()
@@ -229,9 +244,10 @@ class _Attempt:
             inv.progress.set()
 
 
-def app(services: Iterable[ServiceDefinition]) -> App:
-    """The ASGI application serving ``services`` (pass it to ``perdure.serve`` or any server)."""
-    return App(services)
+def app(services: Iterable[ServiceDefinition], *, clock: Callable[[], int] | None = None) -> App:
+    """The ASGI application serving ``services`` (pass it to ``perdure.serve`` or any server);
+    ``clock``: see ``App``."""
+    return App(services, clock=clock)
 
 
 __all__ = ["App", "app"]

@@ -33,6 +33,11 @@ from perdure.sdk.serde import Serde
 from perdure.sdk.vm import CANCEL_SIGNAL, VM, Failure, NotificationId, Result
 
 
+def wall_clock_ms() -> int:
+    """Real time, milliseconds since the epoch: the SDK's clock unless an App is given one."""
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class RunRetry:
     """The retry policy of one ``ctx.run`` step. No limit set: retry forever (server policy)."""
@@ -82,6 +87,16 @@ class Invocation:
     runs: dict[NotificationId, PendingRun] = field(default_factory=dict)
     child_calls: list[tuple[NotificationId, NotificationId]] = field(default_factory=list)
     cancel_seen: bool = False
+    clock: Callable[[], int] = wall_clock_ms
+    """Milliseconds since the epoch, for sleep wake-ups and delayed sends (the App's clock)."""
+    waiting: bool = False
+    """True while the handler awaits only the server (no step of its own is running)."""
+
+    @property
+    def blocked(self) -> bool:
+        """The handler can go on only once the server sends something (perdure.testing's
+        virtual clock jumps only when every live attempt is blocked)."""
+        return self.waiting and not self.progress.is_set() and not self.output.is_set()
 
     def flush(self) -> None:
         self.output.set()
@@ -133,7 +148,11 @@ class Invocation:
                 vm.sys_suspend(awaited)
                 self.flush()
                 raise Suspended()
-            await self.progress.wait()
+            self.waiting = not running
+            try:
+                await self.progress.wait()
+            finally:
+                self.waiting = False
 
     async def _cancelled(self) -> None:
         """Implicit cancellation: cancel in-flight child calls, then fail the await with 409."""

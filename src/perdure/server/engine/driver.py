@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from perdure.protocol import Frame, InvocationId
 from perdure.server.engine.core import Core
@@ -38,6 +38,15 @@ log = logging.getLogger("perdure.server.engine")
 
 class Clock(Protocol):
     def now_ms(self) -> int: ...
+
+
+@runtime_checkable
+class SteppedClock(Protocol):
+    """A clock that moves only when told (perdure.testing's virtual clock). It calls every
+    subscriber when it moves, so the timer loop waits for that instead of real time."""
+
+    def now_ms(self) -> int: ...
+    def subscribe(self, on_move: Callable[[], None]) -> None: ...
 
 
 class SystemClock:
@@ -71,6 +80,9 @@ class Engine:
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._savepoints = 0
+        self._stepped = isinstance(self.clock, SteppedClock)
+        if isinstance(self.clock, SteppedClock):
+            self.clock.subscribe(self._timer_wake.set)
 
     # -- running transitions -------------------------------------------------------------------
 
@@ -109,6 +121,17 @@ class Engine:
         future: asyncio.Future[Waited] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(invocation_id, []).append(future)
         return future
+
+    @property
+    def idle(self) -> bool:
+        """Nothing applied and not yet committed, no effect waiting to be released."""
+        return not (
+            self.store.in_transaction or self._pending or self._durable or self._flush_scheduled
+        )
+
+    def waiting_requests(self) -> int:
+        """How many ``wait_for`` futures (ingress requests waiting for a result) are open."""
+        return sum(not f.done() for futures in self._waiters.values() for f in futures)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -177,6 +200,6 @@ class Engine:
                 await asyncio.sleep(0)
                 continue
             self._timer_wake.clear()
-            timeout = None if next_at is None else (next_at - now) / 1000
+            timeout = None if next_at is None or self._stepped else (next_at - now) / 1000
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)

@@ -353,8 +353,15 @@ class Store:
             for pk, seq, at, i, k, c in rows
         ]
 
-    def next_timer_at(self) -> int | None:
-        row = self.db.execute("SELECT MIN(fire_at) FROM timers").fetchone()
+    def next_timer_at(self, kinds: Iterable[TimerKind] | None = None) -> int | None:
+        """When the earliest timer fires (of ``kinds`` only, when given)."""
+        if kinds is None:
+            row = self.db.execute("SELECT MIN(fire_at) FROM timers").fetchone()
+        else:
+            names = [k.value for k in kinds]
+            marks = ", ".join("?" * len(names))
+            query = f"SELECT MIN(fire_at) FROM timers WHERE kind IN ({marks})"
+            row = self.db.execute(query, names).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def delete_timer(self, timer: Timer) -> None:
