@@ -38,6 +38,12 @@ async def refuse(ctx: Context, reason: str) -> str:
 
 
 @greeter.handler()
+async def card(ctx: Context, name: str) -> dict[str, object]:
+    """A JSON object: the CLI pretty-prints it on a terminal."""
+    return {"name": name, "letters": len(name)}
+
+
+@greeter.handler()
 async def whoami(ctx: Context) -> str:
     """The ``x-who`` header the caller sent."""
     return ctx.request().headers.get("x-who", "nobody")

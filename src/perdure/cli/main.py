@@ -20,7 +20,7 @@ from typing import TextIO
 from google.protobuf.json_format import MessageToDict
 
 import perdure
-from perdure.cli import deployments, invocations, services, state
+from perdure.cli import call, deployments, invocations, services, state
 from perdure.protocol import ProtocolError, decode_frames
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
@@ -29,6 +29,7 @@ MANAGEMENT = {
     "deployments": deployments,
     "invocations": invocations,
     "state": state,
+    "call": call,
 }
 
 
