@@ -231,6 +231,7 @@ def _failed(resp: httpx.Response, target: Target, invocation_id: str | None,
             f"; `perdure services list` shows the registered services and "
             f"`perdure services describe {target.service}` their handlers"
         )
+    message = message.rstrip(".") if hint else message
     print(f"perdure call: the ingress refused {target} [{code}]: {message}{hint}",
           file=sys.stderr)  # fmt: skip
     return 1
