@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 
+from perdure.cli import state as state_module
 from perdure.cli.state import state_version
 from perdure.server.engine.state_edits import state_version as server_state_version
 from tests.cli.conftest import Deployed
@@ -116,3 +117,17 @@ def test_workflow_state(perdure: Deployed) -> None:
     assert cli_json(perdure, "state", "get", "Signup", "w1")["state"] == {"email": "a@b.c"}
     code, text = cli(perdure, "state", "get", "Signup", "w1", "--json")
     assert code == 0 and json.loads(text)["key"] == "w1"
+
+
+def test_an_edit_behind_a_running_handler_says_what_it_waits_for(
+    perdure: Deployed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(state_module, "CONFIRM_SECONDS", 0.5)
+    holder = perdure.send("Counter/joy/wait")
+    perdure.wait_status(holder, "running")
+    assert cli(perdure, "state", "set", "Counter", "joy", "total", "9")[0] == 1
+    assert f"waits behind invocation {holder}" in capsys.readouterr().err
+    assert httpx.patch(f"{perdure.admin}/invocations/{holder}/kill", timeout=30.0
+                       ).status_code == 200  # fmt: skip
+    perdure.wait_status(holder, "completed")
+    assert add(perdure, "joy", 1) == 10  # the queued edit applied before the next invocation
