@@ -107,7 +107,7 @@ def _ids(paths: list[Path]) -> list[str]:
 
 def test_every_documented_page_exists() -> None:
     names = {p.relative_to(REPO).as_posix() for p in PAGES}
-    pages = ("README", "sdk", "client", "server", "compatibility", "operations")
+    pages = ("README", "sdk", "client", "server", "compatibility", "operations", "cli")
     assert {f"docs/{n}.md" for n in pages} <= names
 
 

@@ -31,6 +31,24 @@ async def relay(ctx: Context, key: str) -> str:
     return result
 
 
+@greeter.handler()
+async def refuse(ctx: Context, reason: str) -> str:
+    """Fails terminally with the code 422 and ``reason``."""
+    raise perdure.TerminalError(reason, status_code=422)
+
+
+@greeter.handler()
+async def card(ctx: Context, name: str) -> dict[str, object]:
+    """A JSON object: the CLI pretty-prints it on a terminal."""
+    return {"name": name, "letters": len(name)}
+
+
+@greeter.handler()
+async def whoami(ctx: Context) -> str:
+    """The ``x-who`` header the caller sent."""
+    return ctx.request().headers.get("x-who", "nobody")
+
+
 counter = perdure.VirtualObject("Counter")
 
 

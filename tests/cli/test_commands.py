@@ -142,3 +142,16 @@ def test_the_console_script(perdure: Deployed, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Counter" in [s["name"] for s in json.loads(result.stdout)]
+
+
+def test_invocations_list_says_the_total_when_it_truncates(
+    any_server: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    total = len(any_server.query("SELECT id FROM sys_invocation"))
+    assert total > 3
+    code, text = cli(any_server, "invocations", "list", "--all", "--limit", "2")
+    assert code == 0 and len(text.splitlines()) == 3  # the header and two rows
+    shown = capsys.readouterr().err
+    assert f"showing 2 of {total} invocations (the newest)" in shown
+    rows = cli_json(any_server, "invocations", "list", "--all", "--limit", str(total + 50))
+    assert len(rows) >= total and "showing" not in capsys.readouterr().err

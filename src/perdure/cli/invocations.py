@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from typing import Any
 
 from perdure.cli.admin_client import AdminClient, CliError, sql_string
@@ -60,15 +61,34 @@ def _list(args: argparse.Namespace, client: AdminClient, output: Output) -> int:
         where.append(f"status = {sql_string(args.status)}")
     elif not args.all:
         where.append("status != 'completed'")
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
     sql = (
-        f"SELECT {', '.join(_LIST_COLUMNS)} FROM sys_invocation"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY created_at DESC LIMIT {int(args.limit)}"
+        f"SELECT {', '.join(_LIST_COLUMNS)} FROM sys_invocation{condition}"
+        f" ORDER BY created_at DESC LIMIT {int(args.limit)}"
     )
     rows = client.query(sql)
+    total = _total(client, condition) if len(rows) >= args.limit else len(rows)
     if output.as_json:
         output.json(rows)
-        return 0
+    else:
+        _table(rows, output)
+    if total > len(rows):
+        note = f"showing {len(rows)} of {total} invocations (the newest); --limit N shows more"
+        if output.terminal:
+            output.markup(f"[dim]{note}[/]")
+        else:  # on stderr: the rows on stdout stay easy to parse
+            print(note, file=sys.stderr)
+    return 0
+
+
+def _total(client: AdminClient, condition: str) -> int:
+    """How many invocations match, as a JSON COUNT query (perdure's /query answers JSON only;
+    the official server answers JSON too, so one query serves both)."""
+    rows = client.query(f"SELECT COUNT(*) AS total FROM sys_invocation{condition}")
+    return int(rows[0]["total"]) if rows else 0
+
+
+def _table(rows: list[dict[str, Any]], output: Output) -> None:
     output.table(
         ("id", "target", "status", "created", "retries", "last failure"),
         [
@@ -83,7 +103,6 @@ def _list(args: argparse.Namespace, client: AdminClient, output: Output) -> int:
             for r in rows
         ],
     )
-    return 0
 
 
 def _short(text: str | None, width: int = 60) -> str:

@@ -1,8 +1,8 @@
 """Entry point of the ``perdure`` command and its subcommands.
 
-Today: ``perdure version``, ``perdure decode`` (print a framed protocol stream, or every
-exchange of a recorded fixture, as one line per message) and ``perdure server``. Dev mode and
-management commands arrive with their issues.
+``perdure version``, ``perdure decode`` (print a framed protocol stream, or every exchange of a
+recorded fixture, as one line per message), ``perdure server``, and the management commands
+(``services``, ``deployments``, ``invocations``, ``state``, ``call``) of the ``MANAGEMENT`` dict.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from typing import TextIO
 from google.protobuf.json_format import MessageToDict
 
 import perdure
-from perdure.cli import deployments, invocations, services
+from perdure.cli import call, deployments, invocations, services, state
 from perdure.protocol import ProtocolError, decode_frames
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
-MANAGEMENT = {"services": services, "deployments": deployments, "invocations": invocations}
+MANAGEMENT = {
+    "services": services,
+    "deployments": deployments,
+    "invocations": invocations,
+    "state": state,
+    "call": call,
+}
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
