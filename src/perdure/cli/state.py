@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 from perdure.cli.admin_client import AdminClient, CliError, sql_string
 from perdure.cli.common import management_flags, run
 from perdure.cli.render import Output
+from perdure.protocol.state_version import state_version as protocol_state_version
 
 # How long an accepted edit may take to become visible before it is reported as not applied.
 CONFIRM_SECONDS = 5.0
@@ -61,17 +61,8 @@ def main(args: argparse.Namespace, out: Any) -> int:
 
 
 def state_version(state: dict[str, bytes]) -> str:
-    """Restate's state version: SHA-256 over the key-sorted pairs, base64url without padding.
-
-    The same hash as the server's (perdure.server.engine.state_edits); kept here so that the CLI
-    does not need the server extra installed.
-    """
-    digest = hashlib.sha256()
-    for index, key in enumerate(sorted(state, key=str.encode)):
-        digest.update(
-            index.to_bytes(8, "big") + b"\x01" + key.encode() + b"\x02" + state[key] + b"\x03"
-        )
-    return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+    """The version the admin API expects with an edit of this state."""
+    return protocol_state_version((key.encode(), value) for key, value in state.items())
 
 
 # -- reading --------------------------------------------------------------------------------------

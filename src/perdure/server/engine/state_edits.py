@@ -13,11 +13,12 @@ drops the edit (it is logged), as the official server does.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from perdure.protocol.state_version import state_version
 
 if TYPE_CHECKING:
     from perdure.server.engine.core import Core
@@ -25,14 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("perdure.server.engine")
 _PREFIX = "edit:"
-
-
-def state_version(pairs: Iterable[tuple[bytes, bytes]]) -> str:
-    """Restate's state version: SHA-256 over the key-sorted pairs, base64url without padding."""
-    digest = hashlib.sha256()
-    for index, (key, value) in enumerate(sorted(pairs)):
-        digest.update(index.to_bytes(8, "big") + b"\x01" + key + b"\x02" + value + b"\x03")
-    return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
 
 
 def _replace(store: Store, service: str, key: str, new_state: Mapping[bytes, bytes]) -> None:
