@@ -20,6 +20,7 @@ from typing import TextIO
 from google.protobuf.json_format import MessageToDict
 
 import perdure
+from perdure.cli import dev
 from perdure.protocol import ProtocolError, decode_frames
 
 
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return _decode(Path(args.file), out)
     if args.command == "server":
         return _server(args)
+    if args.command == "dev":
+        return dev.run(args)
     parser.print_help(out)
     return 2
 
@@ -74,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default 1m; 0s replays every handler at every await)",
     )
     server.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+    dev.add_parser(sub)
     return parser
 
 
