@@ -241,7 +241,7 @@ def _as_app(value: Any, where: str) -> App:
         except ValueError as exc:
             raise LoadError(f"{where}: {exc}") from None
     raise LoadError(
-        f"{where} is a {type(value).__name__}, not a perdure App (perdure.app([...])) or a "
+        f"{where} is of type {type(value).__name__}, not a perdure App (perdure.app([...])) or a "
         "service, virtual object or workflow"
     )
 
