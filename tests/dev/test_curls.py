@@ -107,8 +107,8 @@ def test_a_curl_line_per_reachable_handler() -> None:
     body = json.dumps(example_value(json_schema_of(Order)), separators=(", ", ": "))
     assert lines == [
         f"curl {INGRESS}/Shop/buy --json {shlex.quote(body)}",
-        f"curl -X POST {INGRESS}/Shop/ping",
-        f"curl -X POST {INGRESS}/Shop/anything",
+        f"curl {INGRESS}/Shop/ping",
+        f"curl {INGRESS}/Shop/anything",
         f"curl {INGRESS}/Shop/upload -H 'content-type: application/octet-stream' "
         "--data-binary 'bytes'",
         f"curl {INGRESS}/Cart/KEY/add --json '\"text\"'",

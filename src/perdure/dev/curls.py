@@ -3,7 +3,7 @@
 Objects and workflows get ``KEY`` as the key (a real key, so the line works as pasted). A handler
 that takes input gets an example body made from its input JSON schema: property names for
 strings, 1 for numbers, the first choice of an enum or a union; one without a schema (``Any``)
-gets no body.
+gets no body (a GET: the ingress takes GET and POST for calls).
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ def curl_line(handler: HandlerDef, ingress: str) -> str:
     url = f"{ingress.rstrip('/')}/{'/'.join(parts)}"
     line = f"curl {url}"
     if not handler.takes_input:
-        return f"curl -X POST {url}"
+        return line  # the ingress takes GET as well as POST for calls
     if handler.input_serde.content_type == BYTES_CONTENT_TYPE:
         return line + " -H 'content-type: application/octet-stream' --data-binary 'bytes'"
     schema = handler.input_serde.json_schema()
     if schema is None:
-        return f"curl -X POST {url}"
+        return line
     body = json.dumps(example_value(schema), separators=(", ", ": "))
     return f"{line} --json {shlex.quote(body)}"
 
