@@ -220,6 +220,12 @@ def test_a_port_in_use_names_the_flag_to_change(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} is in use; stop what listens there or pass --ingress-bind" in (
         proc.stdout
     )
+    proc = subprocess.run(
+        [sys.executable, "-m", "perdure.cli", "dev", "svc.py", "--admin-bind", "9070"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "bad address '9070' for --admin-bind, expected HOST:PORT" in proc.stdout
 
 
 def test_sigterm_exits_0_and_a_restart_finishes_what_was_pending(tmp_path: Path) -> None:
