@@ -1,5 +1,6 @@
-"""The quick start's main job: perdure's server on the embedded store (SQLite in --data-dir) with
-every example service registered, a short tour of calls, then both keep running until Ctrl-C.
+"""The quick start's main job: ``perdure dev examples/all_services.py`` (the server on the
+embedded store, SQLite in --data-dir, and every example service in one process), a short tour of
+calls, then serving until Ctrl-C, reloading the examples when you edit them.
 
     python scripts/demo.py            # serve until Ctrl-C
     python scripts/demo.py --once     # the tour, then stop (what the tests run)
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,43 +20,31 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+READY = "Ctrl-C stops."
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        # Like the servers themselves: a port held only by TIME_WAIT connections is free.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _split(bind: str) -> tuple[str, int]:
-    host, _, port = bind.rpartition(":")
-    return host, int(port)
-
-
-def _wait(url: str, what: str, child: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(child: subprocess.Popen[bytes], log: Path) -> str:
+    """perdure dev's banner, once it is serving (it checks the addresses and the app first)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        text = _read(log)
+        if READY in text:
+            return text
         if child.poll() is not None:
-            sys.exit(f"demo: {what} exited early; its log ({log}) ends with:\n{_tail(log)}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
+            sys.exit(f"demo: perdure dev exited early:\n{_tail(log)}")
         time.sleep(0.1)
-    sys.exit(f"demo: {what} did not answer at {url} within 60 s; see {log}")
+    sys.exit(f"demo: perdure dev was not ready within 60 s; see {log}")
+
+
+def _read(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _tail(log: Path) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    except OSError:
-        return ""
+    return "\n".join(_read(log).splitlines()[-20:])
 
 
 def _show(
@@ -104,92 +91,69 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(REPO / ".perdure"))
     parser.add_argument("--ingress-bind", default="127.0.0.1:8080")
     parser.add_argument("--admin-bind", default="127.0.0.1:9070")
-    parser.add_argument("--service-port", type=int, default=9080)
     parser.add_argument("--once", action="store_true", help="run the tour, then stop")
     args = parser.parse_args(argv)
 
-    binds = {
-        "ingress": args.ingress_bind,
-        "admin": args.admin_bind,
-        "services": f"127.0.0.1:{args.service_port}",
-    }
-    for name, bind in binds.items():
-        if not _port_free(*_split(bind)):
-            sys.exit(
-                f"demo: {bind} ({name}) is in use; stop what listens there or pass "
-                f"--{'service-port' if name == 'services' else name + '-bind'}"
-            )
     data = Path(args.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     ingress, admin = f"http://{args.ingress_bind}", f"http://{args.admin_bind}"
-    server_log, services_log = data / "demo-server.log", data / "demo-services.log"
-    with open(server_log, "ab") as slog, open(services_log, "ab") as dlog:
-        server = subprocess.Popen(
+    log = data / "demo-dev.log"
+    with open(log, "wb") as out:
+        child = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "perdure.cli",
-                "server",
-                "--data-dir",
-                str(data),
-                "--ingress-bind",
-                args.ingress_bind,
-                "--admin-bind",
-                args.admin_bind,
+                sys.executable, "-m", "perdure.cli", "dev", "examples/all_services.py",
+                "--data-dir", str(data),
+                "--ingress-bind", args.ingress_bind,
+                "--admin-bind", args.admin_bind,
+                "--log-level", "warning",
             ],
-            stdout=slog,
+            stdout=out,
             stderr=subprocess.STDOUT,
-        )
-        services = subprocess.Popen(
-            [sys.executable, str(REPO / "examples" / "all_services.py")],
-            stdout=dlog,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PORT": str(args.service_port)},
-        )
-    children = [services, server]
+            cwd=REPO,
+        )  # fmt: skip
     try:
-        _wait(f"{admin}/health", "perdure server", server, server_log)
-        _wait(f"{ingress}/restate/health", "perdure ingress", server, server_log)
-        _wait(f"http://{binds['services']}/health", "example services", services, services_log)
-        resp = httpx.post(
-            f"{admin}/deployments",
-            json={"uri": f"http://{binds['services']}", "force": True},
-            timeout=60,
-        )
-        if resp.status_code not in (200, 201):
-            sys.exit(
-                f"demo: registering the example services failed: {resp.status_code} {resp.text}"
-            )
-        names = sorted(s["name"] for s in resp.json()["services"])
-        print(f"perdure server: ingress {ingress}, admin {admin}, data in {data}")
-        print(f"example services at http://{binds['services']}: {', '.join(names)}")
+        banner = _wait_ready(child, log)
+        print(banner, end="")
+        services = httpx.get(f"{admin}/services", timeout=30).json()["services"]
+        print(f"registered: {', '.join(sorted(s['name'] for s in services))}")
         tour(ingress)
         if args.once:
+            child.send_signal(signal.SIGTERM)
+            code = child.wait(timeout=60)
+            if code != 0:
+                sys.exit(f"demo: perdure dev exited with {code}:\n{_tail(log)}")
             return 0
         print(
-            f"\nRunning. Try the curl lines above, or the ones in examples/*.py. "
-            f"Logs: {server_log}, {services_log}. Ctrl-C stops."
+            "\nRunning. Try the curl lines above; edit examples/*.py and perdure dev reloads "
+            "them. Ctrl-C stops."
         )
-        stop = False
-
-        def _stop(*_: object) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        while not stop and all(c.poll() is None for c in children):
-            time.sleep(0.2)
-        return 0
+        return _follow(child, log, offset=len(_read(log)))
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _follow(child: subprocess.Popen[bytes], log: Path, offset: int) -> int:
+    """Print what perdure dev says (reloads, errors) until Ctrl-C or until it exits."""
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not stop and child.poll() is None:
+        text = _read(log)
+        if len(text) > offset:
+            print(text[offset:], end="", flush=True)
+            offset = len(text)
+        time.sleep(0.2)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The README's first command: perdure's server on the embedded store with the example services,
-registered and called through the ingress (``scripts/demo.py --once``, on free ports)."""
+"""The README's first command: ``perdure dev`` on the embedded store with the example services,
+called through the ingress (``scripts/demo.py --once``, on free ports)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.support.processes import free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_demo_serves_the_examples_on_perdures_server(tmp_path: Path) -> None:
+def test_demo_serves_the_examples_with_perdure_dev(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
@@ -21,7 +21,6 @@ def test_demo_serves_the_examples_on_perdures_server(tmp_path: Path) -> None:
             "--data-dir", str(tmp_path / "data"),
             "--ingress-bind", f"127.0.0.1:{free_port()}",
             "--admin-bind", f"127.0.0.1:{free_port()}",
-            "--service-port", str(free_port()),
         ],
         capture_output=True,
         text=True,
@@ -30,6 +29,8 @@ def test_demo_serves_the_examples_on_perdures_server(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout
+    assert "perdure dev: serving examples/all_services.py as local://all-services" in out
+    assert "  curl http://127.0.0.1:" in out  # the handlers' curl lines
     assert "OrderProcess, Reminders, Sensor" in out
     assert '200 {"user":"ann","total":10,"items":["tea","cake"]}' in out
     assert '200 {"a":7,"b":7,"c":7}' in out

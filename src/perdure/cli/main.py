@@ -1,8 +1,9 @@
 """Entry point of the ``perdure`` command and its subcommands.
 
 ``perdure version``, ``perdure decode`` (print a framed protocol stream, or every exchange of a
-recorded fixture, as one line per message), ``perdure server``, and the management commands
-(``services``, ``deployments``, ``invocations``, ``state``, ``call``) of the ``MANAGEMENT`` dict.
+recorded fixture, as one line per message), ``perdure server``, ``perdure dev``, and the management
+commands (``services``, ``deployments``, ``invocations``, ``state``, ``call``) of the
+``MANAGEMENT`` dict.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TextIO
 from google.protobuf.json_format import MessageToDict
 
 import perdure
-from perdure.cli import call, deployments, invocations, services, state
+from perdure.cli import call, deployments, dev, invocations, services, state
 from perdure.protocol import ProtocolError, decode_frames
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return _decode(Path(args.file), out)
     if args.command == "server":
         return _server(args)
+    if args.command == "dev":
+        return dev.run(args)
     if args.command in MANAGEMENT:
         code: int = MANAGEMENT[args.command].main(args, out)
         return code
@@ -87,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default 1m; 0s replays every handler at every await)",
     )
     server.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+    dev.add_parser(sub)
     for group in MANAGEMENT.values():
         group.add_parser(sub)
     return parser

@@ -220,6 +220,21 @@ class Core:
             self._effects.append(StartAttempt(inv.id))
         return len(running)
 
+    def restart(self, invocation_id: InvocationId) -> bool:
+        """Start a running invocation over from its journal (new code under its deployment):
+        a running one gets a fresh attempt (the invoker replaces the live one), one backing off
+        is retried now. False when it is in neither state."""
+        inv = self.store.get_invocation(invocation_id)
+        if inv is None:
+            return False
+        if inv.status is Status.INVOKED:
+            self._effects.append(StartAttempt(inv.id))
+            return True
+        if inv.status is Status.BACKING_OFF:
+            self._start(inv)
+            return True
+        return False
+
     # =========================================================================================
     # Attempt events
     # =========================================================================================

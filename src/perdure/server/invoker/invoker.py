@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -69,6 +70,19 @@ class Invoker:
         attempt = self.attempts.pop(invocation_id, None)
         if attempt is not None and attempt.task is not None:
             attempt.task.cancel()
+
+    def restart(self, invocation_ids: Iterable[InvocationId]) -> None:
+        """Start these invocations over on the code their deployment serves now (``perdure
+        dev`` after a reload): a live attempt is cancelled and planned again from committed
+        storage, once what was applied so far is committed (the engine's StartAttempt effect);
+        one backing off after a failure is retried now."""
+        ids = list(invocation_ids)
+        if ids:
+            self.engine.run(lambda core: [core.restart(i) for i in ids])
+
+    def live(self, deployment_id: str) -> list[InvocationId]:
+        """The invocations with a live attempt against this deployment."""
+        return [i for i, a in self.attempts.items() if a.plan.deployment_id == deployment_id]
 
     def _done(self, attempt: Attempt) -> None:
         if self.attempts.get(attempt.plan.invocation_id) is attempt:

@@ -1,0 +1,73 @@
+"""``perdure dev TARGET``: the server and the user's services in one process, reloaded on edit.
+
+Registered by ``cli.main``; the work happens in ``perdure.dev`` (imported lazily: the server's
+dependencies are an extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "run the server and your services in one process, reloading them when files change"
+EPILOG = """\
+TARGET is path/to/app.py, package.module, or either with :NAME. Without :NAME, perdure dev serves
+the module's `app` (perdure.app([...])), else its one App, else its Service, VirtualObject and
+Workflow definitions."""
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``dev`` subcommand to the CLI's subparsers."""
+    dev = sub.add_parser(
+        "dev", help=HELP, description=HELP, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    dev.add_argument("target", metavar="TARGET", help="path/to/app.py[:NAME] or module[:NAME]")
+    dev.add_argument("--data-dir", default=".perdure", help="storage directory (./.perdure)")
+    dev.add_argument(
+        "--ingress-bind", default="127.0.0.1:8080", help="ingress address (127.0.0.1:8080)"
+    )
+    dev.add_argument(
+        "--admin-bind", default="127.0.0.1:9070", help="admin API address (127.0.0.1:9070)"
+    )
+    dev.add_argument(
+        "--inactivity-timeout",
+        default=None,
+        help="how long an attempt may wait before the SDK is made to suspend, e.g. 1m or 0s "
+        "(default 1m; 0s replays every handler at every await)",
+    )
+    dev.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:  # lazily: the server's dependencies are an extra
+        from perdure.dev import DevConfig  # noqa: PLC0415
+        from perdure.dev import run as run_dev  # noqa: PLC0415
+        from perdure.server.api.durations import DurationError, parse_duration  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"perdure dev: missing dependency {exc.name}; pip install 'perdure[server]'",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # mounting talks to the admin API
+    inactivity: int | None = None
+    if args.inactivity_timeout is not None:
+        try:
+            inactivity = parse_duration(args.inactivity_timeout)
+        except DurationError as exc:
+            print(f"perdure dev: --inactivity-timeout: {exc}", file=sys.stderr)
+            return 2
+    config = DevConfig(
+        target=args.target,
+        data_dir=Path(args.data_dir),
+        ingress_bind=args.ingress_bind,
+        admin_bind=args.admin_bind,
+        inactivity_timeout=inactivity,
+    )
+    return asyncio.run(run_dev(config, sys.stdout))
