@@ -107,7 +107,17 @@ def _ids(paths: list[Path]) -> list[str]:
 
 def test_every_documented_page_exists() -> None:
     names = {p.relative_to(REPO).as_posix() for p in PAGES}
-    pages = ("README", "sdk", "client", "server", "compatibility", "operations", "cli")
+    pages = (
+        "README",
+        "sdk",
+        "client",
+        "server",
+        "compatibility",
+        "operations",
+        "cli",
+        "dev",
+        "testing",
+    )
     assert {f"docs/{n}.md" for n in pages} <= names
 
 
