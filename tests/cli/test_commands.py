@@ -155,3 +155,16 @@ def test_invocations_list_says_the_total_when_it_truncates(
     assert f"showing 2 of {total} invocations (the newest)" in shown
     rows = cli_json(any_server, "invocations", "list", "--all", "--limit", str(total + 50))
     assert len(rows) >= total and "showing" not in capsys.readouterr().err
+
+
+def test_many_ids_on_a_terminal_leave_one_line_each(
+    perdure: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PERDURE_FORCE_TERMINAL", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    ids = [perdure.send("Greeter/greet", f"Ida{n}", "?delay=1h") for n in range(3)]
+    code, text = cli(perdure, "invocations", "cancel", *ids)
+    assert code == 0
+    assert [line for line in text.splitlines() if line.startswith("cancel ")] == [
+        f"cancel {i}: done" for i in ids
+    ]

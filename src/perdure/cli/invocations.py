@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from rich.progress import Progress
+
 from perdure.cli.admin_client import AdminClient, CliError, sql_string
 from perdure.cli.common import management_flags, run
 from perdure.cli.render import Output
@@ -216,24 +218,26 @@ def _operate(args: argparse.Namespace, client: AdminClient, output: Output) -> i
     op = args.action
     results: list[dict[str, Any]] = []
     failed = 0
-    progress = output.terminal and len(args.ids) > 1
-    for n, invocation_id in enumerate(args.ids, 1):
-        if progress:
-            output.markup(f"[dim]{op} {n}/{len(args.ids)}[/]")
-        try:
-            resp = client.request("PATCH", f"/invocations/{invocation_id}/{op}")
-            results.append({"id": invocation_id, "ok": True, "status_code": resp.status_code})
-            if not output.as_json:
-                done = "requested" if resp.status_code == 202 else "done"
-                output.line(f"{op} {invocation_id}: {done}")
-        except CliError as exc:
-            failed += 1
-            message = _refusal(client, op, invocation_id, exc)
-            results.append(
-                {"id": invocation_id, "ok": False, "status_code": exc.status, "error": message}
-            )
-            if not output.as_json:
-                output.line(f"{op} {invocation_id}: failed: {message}")
+    # A bar for many ids on a terminal; it disappears when done, leaving one line per id.
+    with Progress(console=output.console, transient=True,
+                  disable=not (output.terminal and len(args.ids) > 1)) as bar:  # fmt: skip
+        task = bar.add_task(op, total=len(args.ids))
+        for invocation_id in args.ids:
+            try:
+                resp = client.request("PATCH", f"/invocations/{invocation_id}/{op}")
+                results.append({"id": invocation_id, "ok": True, "status_code": resp.status_code})
+                if not output.as_json:
+                    done = "requested" if resp.status_code == 202 else "done"
+                    output.line(f"{op} {invocation_id}: {done}")
+            except CliError as exc:
+                failed += 1
+                message = _refusal(client, op, invocation_id, exc)
+                results.append(
+                    {"id": invocation_id, "ok": False, "status_code": exc.status, "error": message}
+                )
+                if not output.as_json:
+                    output.line(f"{op} {invocation_id}: failed: {message}")
+            bar.advance(task)
     if output.as_json:
         output.json(results)
     return 1 if failed else 0
