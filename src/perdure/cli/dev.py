@@ -44,13 +44,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:  # lazily: the server's dependencies are an extra
+    try:  # lazily: the server's modules are heavier than the other commands need
         from perdure.dev import DevConfig  # noqa: PLC0415
         from perdure.dev import run as run_dev  # noqa: PLC0415
         from perdure.server.api.durations import DurationError, parse_duration  # noqa: PLC0415
     except ImportError as exc:
-        print(f"perdure dev: missing dependency {exc.name}; pip install 'perdure[server]'",
-              file=sys.stderr)  # fmt: skip
+        print(f"perdure dev: missing dependency {exc.name}; reinstall perdure "
+              "(pip install -U perdure)", file=sys.stderr)  # fmt: skip
         return 1
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -97,11 +97,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _server(args: argparse.Namespace) -> int:
-    try:  # lazily: the server's dependencies are an extra
+    try:  # lazily: the server's modules are heavier than the other commands need
         from perdure.server import ServerConfig, serve  # noqa: PLC0415
-    except ImportError as exc:  # the server extra is not installed
-        print(f"perdure server: missing dependency {exc.name}; pip install 'perdure[server]'",
-              file=sys.stderr)  # fmt: skip
+    except ImportError as exc:  # a broken install
+        print(f"perdure server: missing dependency {exc.name}; reinstall perdure "
+              "(pip install -U perdure)", file=sys.stderr)  # fmt: skip
         return 1
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
