@@ -22,7 +22,10 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture
 def http(deployed: Deployment) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=deployed.ingress, timeout=60.0) as client:
+    # A fresh connection per request: the official server may close one right after an error
+    # answer, and a request racing that close fails with a transport error.
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=deployed.ingress, timeout=60.0, limits=fresh) as client:
         yield client
 
 

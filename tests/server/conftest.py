@@ -44,9 +44,12 @@ def deployed(
         starter = RestateServer.start if official else PerdureServer.start
         with starter(tmp) as server, serve_asgi(services, tmp) as url:
             server.register(url, use_http_11=use_http_11)
+            # A fresh connection per request: the official server may close one right after an
+            # error answer, and a request racing that close fails with a transport error.
+            fresh = httpx.Limits(max_keepalive_connections=0)
             with (
-                httpx.Client(base_url=server.ingress, timeout=30.0) as client,
-                httpx.Client(base_url=server.admin, timeout=30.0) as admin,
+                httpx.Client(base_url=server.ingress, timeout=30.0, limits=fresh) as client,
+                httpx.Client(base_url=server.admin, timeout=30.0, limits=fresh) as admin,
             ):
                 yield Deployed(server, url, effects, client, admin)
     finally:
