@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from perdure.cli.server_flags import add_server_flags
+
 HELP = "run the server and your services in one process, reloading them when files change"
 EPILOG = """\
 TARGET is path/to/app.py, package.module, or either with :NAME. Without :NAME, perdure dev serves
@@ -27,20 +29,7 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     dev.add_argument("target", metavar="TARGET", help="path/to/app.py[:NAME] or module[:NAME]")
-    dev.add_argument("--data-dir", default=".perdure", help="storage directory (./.perdure)")
-    dev.add_argument(
-        "--ingress-bind", default="127.0.0.1:8080", help="ingress address (127.0.0.1:8080)"
-    )
-    dev.add_argument(
-        "--admin-bind", default="127.0.0.1:9070", help="admin API address (127.0.0.1:9070)"
-    )
-    dev.add_argument(
-        "--inactivity-timeout",
-        default=None,
-        help="how long an attempt may wait before the SDK is made to suspend, e.g. 1m or 0s "
-        "(default 1m; 0s replays every handler at every await)",
-    )
-    dev.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+    add_server_flags(dev)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from google.protobuf.json_format import MessageToDict
 
 import perdure
 from perdure.cli import call, deployments, dev, invocations, services, state
+from perdure.cli.server_flags import add_server_flags
 from perdure.protocol import ProtocolError, decode_frames
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
@@ -76,20 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     decode.add_argument("file", help="a file of framed messages, or a golden fixture JSON file")
     server = sub.add_parser("server", help="run the perdure server (ingress, admin, engine)")
-    server.add_argument("--data-dir", default=".perdure", help="storage directory (./.perdure)")
-    server.add_argument(
-        "--ingress-bind", default="127.0.0.1:8080", help="ingress address (127.0.0.1:8080)"
-    )
-    server.add_argument(
-        "--admin-bind", default="127.0.0.1:9070", help="admin API address (127.0.0.1:9070)"
-    )
-    server.add_argument(
-        "--inactivity-timeout",
-        default=None,
-        help="how long an attempt may wait before the SDK is made to suspend, e.g. 1m or 0s "
-        "(default 1m; 0s replays every handler at every await)",
-    )
-    server.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+    add_server_flags(server)
     dev.add_parser(sub)
     for group in MANAGEMENT.values():
         group.add_parser(sub)
