@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from perdure.cli.server_flags import add_server_flags
+from perdure.cli.server_flags import FlagError, add_server_flags, inactivity_ms, setup_logging
 
 HELP = "run the server and your services in one process, reloading them when files change"
 EPILOG = """\
@@ -36,22 +35,16 @@ def run(args: argparse.Namespace) -> int:
     try:  # lazily: the server's modules are heavier than the other commands need
         from perdure.dev import DevConfig  # noqa: PLC0415
         from perdure.dev import run as run_dev  # noqa: PLC0415
-        from perdure.server.api.durations import DurationError, parse_duration  # noqa: PLC0415
     except ImportError as exc:
         print(f"perdure dev: missing dependency {exc.name}; reinstall perdure "
               "(pip install -U perdure)", file=sys.stderr)  # fmt: skip
         return 1
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # mounting talks to the admin API
-    inactivity: int | None = None
-    if args.inactivity_timeout is not None:
-        try:
-            inactivity = parse_duration(args.inactivity_timeout)
-        except DurationError as exc:
-            print(f"perdure dev: --inactivity-timeout: {exc}", file=sys.stderr)
-            return 2
+    setup_logging(args)
+    try:
+        inactivity = inactivity_ms(args)
+    except FlagError as exc:
+        print(f"perdure dev: {exc}", file=sys.stderr)
+        return 2
     config = DevConfig(
         target=args.target,
         data_dir=Path(args.data_dir),

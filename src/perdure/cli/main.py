@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import base64
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from google.protobuf.json_format import MessageToDict
 
 import perdure
 from perdure.cli import call, deployments, dev, invocations, services, state
-from perdure.cli.server_flags import add_server_flags
+from perdure.cli.server_flags import FlagError, add_server_flags, inactivity_ms, setup_logging
 from perdure.protocol import ProtocolError, decode_frames
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
@@ -91,24 +90,17 @@ def _server(args: argparse.Namespace) -> int:
         print(f"perdure server: missing dependency {exc.name}; reinstall perdure "
               "(pip install -U perdure)", file=sys.stderr)  # fmt: skip
         return 1
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    setup_logging(args)
     for bind in (args.ingress_bind, args.admin_bind):
         host, _, port = bind.rpartition(":")
         if not host or not port.isdigit():
             print(f"perdure server: bad address {bind!r}, expected HOST:PORT", file=sys.stderr)
             return 2
-    inactivity: int | None = None
-    if args.inactivity_timeout is not None:
-        from perdure.server.api.durations import DurationError, parse_duration  # noqa: PLC0415
-
-        try:
-            inactivity = parse_duration(args.inactivity_timeout)
-        except DurationError as exc:
-            print(f"perdure server: --inactivity-timeout: {exc}", file=sys.stderr)
-            return 2
+    try:
+        inactivity = inactivity_ms(args)
+    except FlagError as exc:
+        print(f"perdure server: {exc}", file=sys.stderr)
+        return 2
     config = ServerConfig(
         data_dir=Path(args.data_dir),
         ingress_bind=args.ingress_bind,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import logging
 import signal
@@ -26,9 +25,8 @@ from perdure.dev.loader import AppSpec, Loaded, Loader, LoadError
 from perdure.dev.watcher import Watcher
 from perdure.protocol import InvocationId
 from perdure.sdk.endpoint import App
-from perdure.server.app import DB_FILE, _serve_http
+from perdure.server.app import open_runtime, serve_http, shutdown
 from perdure.server.records import Status
-from perdure.server.registry import Defaults
 from perdure.server.runtime import RegistrationError, Runtime
 
 log = logging.getLogger("perdure.dev")
@@ -98,12 +96,10 @@ class DevSession:
 
     async def serve(self, stop: asyncio.Event) -> int:
         config = self.config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        defaults = Defaults()
-        if config.inactivity_timeout is not None:
-            defaults = dataclasses.replace(defaults, inactivity_timeout=config.inactivity_timeout)
-        runtime = Runtime(
-            config.data_dir / DB_FILE, defaults=defaults, ingress_url=self.ingress_url
+        runtime = open_runtime(
+            config.data_dir,
+            inactivity_timeout=config.inactivity_timeout,
+            ingress_url=self.ingress_url,
         )
         self.runtime = runtime
         try:
@@ -116,7 +112,7 @@ class DevSession:
         loop = asyncio.get_running_loop()
         stop_accepting = asyncio.Event()
         listeners = {
-            loop.create_task(_serve_http(app, bind, name, stop_accepting)): (bind, flag)
+            loop.create_task(serve_http(app, bind, name, stop_accepting)): (bind, flag)
             for app, bind, name, flag in (
                 (runtime.ingress, config.ingress_bind, "ingress", "--ingress-bind"),
                 (runtime.admin, config.admin_bind, "admin", "--admin-bind"),
@@ -135,11 +131,7 @@ class DevSession:
                 code = 1
         self.say("perdure dev: stopping (running invocations reach a safe point first)")
         watching.cancel()
-        stop_accepting.set()
-        await runtime.invoker.drain(config.shutdown_timeout)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*listeners, return_exceptions=True), 5.0)
-        await runtime.stop(0)
+        await shutdown(runtime, listeners, stop_accepting, config.shutdown_timeout)
         stopped.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watching

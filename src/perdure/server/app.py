@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,36 @@ def _hypercorn(bind: str, name: str) -> Config:
     return config
 
 
-async def _serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
+async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
+    """Serve one ASGI app on ``bind`` until ``stop`` is set."""
     await hypercorn_serve(app, _hypercorn(bind, name), shutdown_trigger=stop.wait)
+
+
+def open_runtime(
+    data_dir: Path, *, inactivity_timeout: int | None, ingress_url: str, synchronous: str = "FULL"
+) -> Runtime:
+    """The Runtime on the store in ``data_dir`` (created if missing), as server and dev run it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    defaults = Defaults()
+    if inactivity_timeout is not None:
+        defaults = dataclasses.replace(defaults, inactivity_timeout=inactivity_timeout)
+    return Runtime(
+        data_dir / DB_FILE, defaults=defaults, ingress_url=ingress_url, synchronous=synchronous
+    )
+
+
+async def shutdown(
+    runtime: Runtime,
+    listeners: Iterable[asyncio.Task[None]],
+    stop_accepting: asyncio.Event,
+    timeout: float,
+) -> None:
+    """The graceful stop: no new requests, live attempts reach a safe point, all committed."""
+    stop_accepting.set()
+    await runtime.invoker.drain(timeout)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*listeners, return_exceptions=True), 5.0)
+    await runtime.stop(0)
 
 
 async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
@@ -66,19 +95,15 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    defaults = Defaults()
-    if config.inactivity_timeout is not None:
-        defaults = dataclasses.replace(defaults, inactivity_timeout=config.inactivity_timeout)
-    runtime = Runtime(
-        config.data_dir / DB_FILE,
-        defaults=defaults,
+    runtime = open_runtime(
+        config.data_dir,
+        inactivity_timeout=config.inactivity_timeout,
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
     )
     stop_accepting = asyncio.Event()
     servers = [
-        loop.create_task(_serve_http(app, bind, name, stop_accepting))
+        loop.create_task(serve_http(app, bind, name, stop_accepting))
         for app, bind, name in (
             (runtime.ingress, config.ingress_bind, "ingress"),
             (runtime.admin, config.admin_bind, "admin"),
@@ -97,10 +122,6 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         if task is not stopped and task.exception() is not None:
             log.error("an HTTP server failed: %s", task.exception())
     log.info("stopping: no new requests; letting running attempts reach a safe point")
-    stop_accepting.set()
-    await runtime.invoker.drain(config.shutdown_timeout)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*servers, return_exceptions=True), 5.0)
-    await runtime.stop(0)
+    await shutdown(runtime, servers, stop_accepting, config.shutdown_timeout)
     stopped.cancel()
     log.info("stopped")
