@@ -1,9 +1,10 @@
-"""``python -m bench``: run the benchmark cases on perdure's server and the official server with the
-same deployment, print the side-by-side table, write the results as JSON under bench/results/.
+"""``python -m bench``: run the benchmark cases on every stack (official or perdure server, official
+or perdure SDK, perdure dev), print the side-by-side table with ratios to the official stack, write
+the results as JSON under bench/results/.
 
-    python -m bench                    # all cases, both servers, 10 s per case, 16 workers
+    python -m bench                    # all cases, all stacks, 10 s per case, 16 workers
     python -m bench --quick            # 3 s per case
-    python -m bench --cases noop,steps3 --servers perdure --profile bench/results/profile
+    python -m bench --cases noop,steps3 --stacks perdure,dev --profile bench/results/profile
 """
 
 from __future__ import annotations
@@ -34,10 +35,17 @@ def _names(text: str, known: list[str], what: str) -> list[str]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("--quick", action="store_true", help="3 s per case, 20 warm-up requests")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated (default: all)")
-    parser.add_argument("--servers", default=",".join(targets.SERVERS), help="perdure,official")
+    parser.add_argument(
+        "--stacks",
+        default=",".join(targets.STACKS),
+        help="comma-separated (default: all): "
+        + "; ".join(f"{s.name} = {s.title}" for s in targets.STACKS.values()),
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="workers / in-flight cap")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per case")
     parser.add_argument("--requests", type=int, default=None, help="max requests per case")
@@ -45,7 +53,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="warm-up requests per case")
     parser.add_argument("--deployment-workers", type=int, default=1, help="hypercorn workers")
     parser.add_argument(
-        "--profile", type=Path, default=None, help="record py-spy profiles of perdure's server here"
+        "--profile",
+        type=Path,
+        default=None,
+        help="record py-spy profiles of perdure's processes (server, SDK) here",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON path (default: bench/results/)"
@@ -53,7 +64,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.cases = _names(args.cases, list(CASES), "case")
-        args.servers = _names(args.servers, list(targets.SERVERS), "server")
+        args.stacks = _names(args.stacks, list(targets.STACKS), "stack")
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     return args
@@ -75,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         except profiling.ProfilerUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    plan = Plan(args.cases, args.servers, load, warmup, args.profile, args.deployment_workers)
+    plan = Plan(args.cases, args.stacks, load, warmup, args.profile, args.deployment_workers)
     with tempfile.TemporaryDirectory(prefix="perdure-bench-") as tmp:
         report = run_plan(plan, Path(tmp))
     print()
@@ -86,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nresults: {out}")
     if args.profile is not None:
         for outcome in report.outcomes:
-            if outcome.profile and Path(outcome.profile).exists():
-                print()
-                print(profiling.render(Path(outcome.profile)))
+            for profile in outcome.profiles:
+                if Path(profile).exists():
+                    print()
+                    print(profiling.render(Path(profile)))
     return 1 if any(o.problem for o in report.outcomes) else 0
 
 

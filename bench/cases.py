@@ -116,6 +116,10 @@ class Case:
     measures: str
     make: Callable[[str], Issue]
     verify: Verify | None = None
+    concurrency: int | None = None
+    """Workers for this case whatever --concurrency says (the latency case runs one)."""
+    invocations: int = 1
+    """Invocations one request makes (for the CPU cost per invocation)."""
 
 
 CASES: dict[str, Case] = {
@@ -127,6 +131,12 @@ CASES: dict[str, Case] = {
             _call(lambda i: "/BenchNoop/echo", lambda i: i),
         ),
         Case(
+            "noop-c1",
+            "the noop call by one client at a time: the latency of one invocation, unloaded",
+            _call(lambda i: "/BenchNoop/echo", lambda i: i),
+            concurrency=1,
+        ),
+        Case(
             "steps3",
             "call of a handler that runs 3 ctx.run steps, each journaled before the next",
             _call(lambda i: "/BenchSteps/three", lambda i: i + 6),
@@ -135,6 +145,7 @@ CASES: dict[str, Case] = {
             "chain",
             "call chain A -> B -> C: three invocations, two handler-to-handler calls",
             _call(lambda i: "/BenchChainA/first", lambda i: i + 111),
+            invocations=3,
         ),
         Case(
             "hot-key",

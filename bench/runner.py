@@ -1,9 +1,9 @@
-"""Runs the chosen cases on each chosen server, one server at a time (they share 2 cores with the
-deployment and the load generator), and collects the measurements.
+"""Runs the chosen cases on each chosen stack, one stack at a time (a stack's processes share 2
+cores with the load generator), and collects the measurements.
 
-Per server: start it fresh, register the deployment, then per case a short warm-up (not counted,
-so connection setup and first-call discovery do not pollute the numbers), the measured run, and
-the case's verification. Only loopback traffic.
+Per stack: start it fresh (deployment, then server, registered), then per case a short warm-up
+(not counted, so connection setup and first-call discovery do not pollute the numbers), the
+measured run, and the case's verification. Only loopback traffic.
 """
 
 from __future__ import annotations
@@ -30,37 +30,57 @@ from bench.loadgen import LoadConfig, LoadResult, run_load
 @dataclass(frozen=True)
 class Plan:
     cases: list[str]
-    servers: list[str]
+    stacks: list[str]
     load: LoadConfig
     warmup: LoadConfig
     profile_dir: Path | None = None
-    """Record a py-spy profile of perdure's server per case into this directory."""
+    """Record py-spy profiles of perdure's processes (server, SDK) per case into this directory."""
     deployment_workers: int = 1
 
 
 @dataclass
 class Outcome:
-    """One case on one server."""
+    """One case on one stack."""
 
     case: str
-    server: str
+    stack: str
     result: LoadResult | None = None
     problem: str | None = None
     """Why the run is not trustworthy (verification failed, server unavailable), or None."""
-    profile: str | None = None
+    profiles: list[str] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
-    """CPU seconds used during the measured run, per process: server, deployment, loadgen."""
+    """CPU seconds used during the measured run, per process: server, deployment, loadgen (the
+    deployment is missing when the services run inside the server: dev)."""
+
+    @property
+    def server(self) -> str:
+        return targets.STACKS[self.stack].server
+
+    def cpu_ms_per_invocation(self, process: str) -> float | None:
+        """CPU milliseconds ``process`` spent per invocation (successful requests times the
+        invocations one request of the case makes), or None when not measured."""
+        if self.result is None or not self.result.ok or process not in self.cpu:
+            return None
+        invocations = self.result.ok * CASES[self.case].invocations
+        return 1000 * self.cpu[process] / invocations
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"case": self.case, "server": self.server}
+        stack = targets.STACKS[self.stack]
+        body: dict[str, Any] = {
+            "case": self.case, "stack": self.stack, "server": stack.server, "sdk": stack.sdk,
+        }  # fmt: skip
         if self.result is not None:
             body.update(self.result.summary())
         if self.problem:
             body["problem"] = self.problem
-        if self.profile:
-            body["profile"] = self.profile
+        if self.profiles:
+            body["profiles"] = self.profiles
         if self.cpu:
-            body["cpu_s"] = {name: round(seconds, 2) for name, seconds in self.cpu.items()}
+            body["cpu_s"] = {name: round(seconds, 3) for name, seconds in self.cpu.items()}
+            per = {p: self.cpu_ms_per_invocation(p) for p in ("server", "deployment")}
+            body["cpu_ms_per_invocation"] = {
+                p: round(v, 3) for p, v in per.items() if v is not None
+            }
         return body
 
 
@@ -70,9 +90,9 @@ class Report:
     started: str
     outcomes: list[Outcome] = field(default_factory=list)
 
-    def get(self, case: str, server: str) -> Outcome | None:
+    def get(self, case: str, stack: str) -> Outcome | None:
         for outcome in self.outcomes:
-            if outcome.case == case and outcome.server == server:
+            if outcome.case == case and outcome.stack == stack:
                 return outcome
         return None
 
@@ -91,9 +111,13 @@ class Report:
                 "duration_s": load.duration,
                 "rate": load.rate,
                 "warmup_requests": self.plan.warmup.requests,
-                "deployment": f"restate-sdk (official Python SDK) {targets.DEPLOYMENT_APP}, "
-                f"hypercorn x{self.plan.deployment_workers}, h2c",
+                "deployment": {
+                    "official": f"restate-sdk (official Python SDK) {targets.DEPLOYMENT_APP}, "
+                    f"hypercorn x{self.plan.deployment_workers} -c bench/hypercorn.toml, h2c",
+                    "perdure": f"perdure SDK {targets.PERDURE_APP}, perdure.serve, h2c",
+                },
             },
+            "stacks": {name: targets.STACKS[name].title for name in self.plan.stacks},
             "cases": {name: CASES[name].measures for name in self.plan.cases},
             "results": [o.to_json() for o in self.outcomes],
         }
@@ -101,41 +125,56 @@ class Report:
 
 def run_plan(plan: Plan, tmp: Path, log: Any = print) -> Report:
     report = Report(plan, datetime.now(UTC).isoformat(timespec="seconds"))
-    with targets.deployment(tmp / "deployment", workers=plan.deployment_workers) as deployment:
-        for kind in plan.servers:
-            try:
-                with targets.server(kind, tmp / kind, deployment.url) as target:
-                    for name in plan.cases:
-                        outcome = _run_case(plan, target, deployment, CASES[name], log)
-                        report.outcomes.append(outcome)
-            except targets.TargetUnavailable as exc:
-                log(f"[{kind}] skipped: {exc}")
-                report.outcomes += [Outcome(n, kind, problem=str(exc)) for n in plan.cases]
+    for name in plan.stacks:
+        stack = targets.STACKS[name]
+        try:
+            with targets.start(
+                stack, tmp / name, deployment_workers=plan.deployment_workers
+            ) as target:
+                for case in plan.cases:
+                    report.outcomes.append(_run_case(plan, target, CASES[case], log))
+        except targets.TargetUnavailable as exc:
+            log(f"[{name}] skipped: {exc}")
+            report.outcomes += [Outcome(n, name, problem=str(exc)) for n in plan.cases]
     return report
 
 
-def _cpu_now(target: targets.Target, deployment: targets.Deployment) -> dict[str, float | None]:
-    return {
+def _cpu_now(target: targets.Target) -> dict[str, float | None]:
+    now = {
         "server": cpu_seconds(target.pid),
-        "deployment": cpu_seconds(deployment.pid),
         "loadgen": time.process_time(),  # this process only: the servers are its children
     }
+    if target.sdk_pid is not None:
+        now["deployment"] = cpu_seconds(target.sdk_pid)
+    return now
 
 
-def _run_case(
-    plan: Plan, target: targets.Target, deployment: targets.Deployment, case: Case, log: Any
-) -> Outcome:
+def _profiled(target: targets.Target) -> list[tuple[str, int]]:
+    """(role, pid) of the stack's perdure processes: what --profile records."""
+    stack = target.stack
+    roles = [("server", target.pid)] if stack.server in ("perdure", "dev") else []
+    if stack.sdk == "perdure" and target.sdk_pid is not None:
+        roles.append(("sdk", target.sdk_pid))
+    return roles
+
+
+def _run_case(plan: Plan, target: targets.Target, case: Case, log: Any) -> Outcome:
     outcome = Outcome(case.name, target.kind)
-    asyncio.run(run_load(target.ingress, case.make(f"warm-{uuid.uuid4().hex[:8]}"), plan.warmup))
+    load, warmup = plan.load, plan.warmup
+    if case.concurrency is not None:
+        load = replace(load, concurrency=case.concurrency)
+        warmup = replace(warmup, concurrency=case.concurrency)
+    asyncio.run(run_load(target.ingress, case.make(f"warm-{uuid.uuid4().hex[:8]}"), warmup))
     tag = f"run-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
-        if plan.profile_dir is not None and target.kind == "perdure":
-            raw = plan.profile_dir / f"{case.name}.raw.txt"
-            stack.enter_context(profiling.recording(target.pid, raw))
-            outcome.profile = str(raw)
-        before = _cpu_now(target, deployment)
-        result = asyncio.run(run_load(target.ingress, case.make(tag), plan.load))
-        after = _cpu_now(target, deployment)
+        if plan.profile_dir is not None:
+            for role, pid in _profiled(target):
+                raw = plan.profile_dir / f"{target.kind}-{case.name}-{role}.raw.txt"
+                stack.enter_context(profiling.recording(pid, raw))
+                outcome.profiles.append(str(raw))
+        before = _cpu_now(target)
+        result = asyncio.run(run_load(target.ingress, case.make(tag), load))
+        after = _cpu_now(target)
     outcome.result = result
     outcome.cpu = {
         name: end - start
@@ -152,6 +191,10 @@ def _run_case(
     busy = "  ".join(
         f"{name} {seconds / result.elapsed:.0%}" for name, seconds in outcome.cpu.items()
     )
+    for process in ("server", "deployment"):
+        per = outcome.cpu_ms_per_invocation(process)
+        if per is not None:
+            busy += f"  {process} {per:.2f} ms/inv"
     log(
         f"[{target.kind}] {case.name:<10} {result.ok:>6} ok {result.failed:>4} failed "
         f"{result.throughput:>8.1f}/s  p50 {latency['p50']:.1f} ms  p99 {latency['p99']:.1f} ms"

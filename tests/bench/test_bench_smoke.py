@@ -1,6 +1,7 @@
 """Keeps bench/ from rotting: the load generator counts what happened (unit tests on a mock
 transport), every case runs briefly against perdure's server with the bench deployment and is
-answered and verified, and ``python -m bench`` produces its table and JSON.
+answered and verified, every stack starts and answers, and ``python -m bench`` produces its table
+(with ratios to the official stack and CPU per invocation) and JSON.
 """
 
 from __future__ import annotations
@@ -96,10 +97,7 @@ def test_bad_bounds_are_rejected() -> None:
 @pytest.fixture(scope="module")
 def perdure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[targets.Target]:
     tmp = tmp_path_factory.mktemp("bench")
-    with (
-        targets.deployment(tmp / "deployment") as deployment,
-        targets.server("perdure", tmp / "perdure", deployment.url) as target,
-    ):
+    with targets.start(targets.STACKS["perdure-official-sdk"], tmp) as target:
         yield target
 
 
@@ -139,24 +137,34 @@ def test_verification_notices_a_miscount(perdure: targets.Target) -> None:
 
 
 @pytest.mark.interop
-def test_bench_command_prints_the_table_and_writes_json(
+def test_bench_command_runs_every_stack_with_ratios_and_cpu_per_invocation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """All five stacks in one run (about 15 s): each starts, answers every request correctly,
+    and gets its ratio to the official stack and its CPU cost per invocation."""
     from bench.__main__ import main
 
     out = tmp_path / "result.json"
-    argv = ["--servers", "perdure", "--cases", "noop,hot-key", "--requests", "8",
-            "--warmup", "2", "--concurrency", "2", "--out", str(out)]  # fmt: skip
+    argv = ["--cases", "noop,noop-c1,hot-key", "--requests", "8", "--warmup", "2",
+            "--concurrency", "2", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "noop" in printed and "hot-key" in printed and "p99 ms" in printed
+    assert "noop-c1" in printed and "hot-key" in printed and "p99 ms" in printed
+    assert "throughput vs the official stack" in printed
     report = json.loads(out.read_text())
     assert report["machine"]["cpus"] >= 1
-    assert [(r["case"], r["server"], r["ok"]) for r in report["results"]] == [
-        ("noop", "perdure", 8),
-        ("hot-key", "perdure", 8),
+    stacks = list(targets.STACKS)
+    assert [(r["case"], r["stack"], r["ok"]) for r in report["results"]] == [
+        (case, stack, 8) for stack in stacks for case in ("noop", "noop-c1", "hot-key")
     ]
-    assert set(report["results"][0]["cpu_s"]) == {"server", "deployment", "loadgen"}
+    by_stack = {r["stack"]: r for r in report["results"] if r["case"] == "noop"}
+    assert set(by_stack["perdure"]["cpu_s"]) == {"server", "deployment", "loadgen"}
+    assert set(by_stack["dev"]["cpu_s"]) == {"server", "loadgen"}  # one process
+    assert (by_stack["dev"]["server"], by_stack["official-perdure-sdk"]["sdk"]) == (
+        "dev",
+        "perdure",
+    )
+    assert by_stack["perdure"]["cpu_ms_per_invocation"]["server"] >= 0
 
 
 def test_bench_command_rejects_unknown_cases(capsys: pytest.CaptureFixture[str]) -> None:
