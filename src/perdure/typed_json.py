@@ -71,8 +71,13 @@ def _key_to_json(key: Any) -> str:
 # -- JSON -> Python ------------------------------------------------------------------------------
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def from_jsonable(raw: Any, tp: Any) -> Any:
     """Build a value of type ``tp`` from decoded JSON; ValueError if it does not fit."""
+    if type(raw) is tp and tp in _PLAIN:
+        return raw  # the common case, first: a str, int, float or bool as itself
     if tp is Any or tp is object or isinstance(tp, typing.TypeVar):
         return raw
     if tp is None or tp is type(None):

@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from perdure.protocol.errors import InvalidIdError
 
@@ -41,13 +41,18 @@ def _swap(value: int, width: int) -> int:
     return int.from_bytes(value.to_bytes(width, "little"), "big")
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+"""Two base62 digits per division: half the big-integer divisions of a digit-by-digit loop."""
+
+
 def _encode_int(value: int, width: int, chars: int) -> str:
     n = _swap(value, width)
+    pairs = _PAIRS
     digits = []
     while n:
-        n, rem = divmod(n, 62)
-        digits.append(_ALPHABET[rem])
-    return "".join(reversed(digits)).rjust(chars, "0")
+        n, rem = divmod(n, 3844)  # 62 ** 2
+        digits.append(pairs[rem])
+    return "".join(reversed(digits)).lstrip("0").rjust(chars, "0")
 
 
 def _decode_int(text: str, width: int, what: str) -> int:
@@ -87,10 +92,15 @@ def partition_key_of(key: str) -> int:
 
 @dataclass(frozen=True, slots=True, order=True)
 class InvocationId:
-    """An invocation's identity: the partition it lives in and a 128-bit uuid."""
+    """An invocation's identity: the partition it lives in and a 128-bit uuid.
+
+    The text form is computed once per object and kept (``_text``): storage keys, logs and
+    messages ask for it on every use.
+    """
 
     partition_key: int
     uuid: int
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.partition_key < 1 << 64:
@@ -154,10 +164,12 @@ class InvocationId:
                 f"not {len(text)}"
             )
         what = f"invocation id {text!r}"
-        return cls(
+        parsed = cls(
             _decode_int(body[:_U64_CHARS], 8, what),
             _decode_int(body[_U64_CHARS:], 16, what),
         )
+        object.__setattr__(parsed, "_text", text)
+        return parsed
 
     # -- forms -------------------------------------------------------------------------------
 
@@ -165,11 +177,15 @@ class InvocationId:
         return self.partition_key.to_bytes(8, "big") + self.uuid.to_bytes(16, "big")
 
     def __str__(self) -> str:
-        return (
-            INVOCATION_ID_PREFIX
-            + _encode_int(self.partition_key, 8, _U64_CHARS)
-            + _encode_int(self.uuid, 16, _U128_CHARS)
-        )
+        text = self._text
+        if text is None:
+            text = (
+                INVOCATION_ID_PREFIX
+                + _encode_int(self.partition_key, 8, _U64_CHARS)
+                + _encode_int(self.uuid, 16, _U128_CHARS)
+            )
+            object.__setattr__(self, "_text", text)
+        return text
 
     def random_seed(self) -> int:
         """The u64 seed of the SDK's deterministic RNG (StartMessage.random_seed), stable per id."""

@@ -1,18 +1,15 @@
-"""Serving an endpoint: hypercorn with HTTP/2 cleartext (prior knowledge) and HTTP/1.1 on one
-port, stopped cleanly by SIGTERM or SIGINT (stop accepting, let in-flight attempts finish for up
-to ``grace_period``, then cut them; the server retries a cut attempt)."""
+"""Serving an endpoint: HTTP/2 cleartext (prior knowledge) and HTTP/1.1 on one port (the server
+in ``http_server``), stopped cleanly by SIGTERM or SIGINT (stop accepting, let in-flight attempts
+finish for up to ``grace_period``, then cut them; the server retries a cut attempt)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from datetime import timedelta
-from typing import Any
-
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
 
 from perdure.sdk.endpoint import App
+from perdure.sdk.http_server import serve_asgi
 
 
 async def serve_async(
@@ -24,11 +21,6 @@ async def serve_async(
     shutdown: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``shutdown`` is set or the process gets SIGTERM/SIGINT."""
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.graceful_timeout = grace_period.total_seconds()
-    config.keep_alive_timeout = 75.0
-    config.accesslog = None
     stop = shutdown or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -39,8 +31,7 @@ async def serve_async(
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     try:
-        asgi: Any = app
-        await hypercorn_serve(asgi, config, shutdown_trigger=stop.wait)
+        await serve_asgi(app, host, port, stop, grace_period=grace_period.total_seconds())
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)

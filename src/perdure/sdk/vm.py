@@ -140,6 +140,7 @@ class VM:
         self.input_closed = False
         self._decoder = FrameDecoder()
         self._start: m.StartMessage | None = None
+        self._start_info: StartInfo | None = None
         self._entries_left = 0
         self._replay: deque[m.Command] = deque()
         self._fifo: deque[tuple[NotificationId, Result]] = deque()
@@ -225,10 +226,12 @@ class VM:
         return self.state is State.CLOSED
 
     def start_info(self) -> StartInfo:
+        if self._start_info is not None:
+            return self._start_info
         assert self._start is not None
         s = self._start
         count = s.retry_count_since_last_stored_entry
-        return StartInfo(
+        self._start_info = StartInfo(
             invocation_id=s.debug_id,
             raw_id=s.id,
             key=s.key,
@@ -236,6 +239,7 @@ class VM:
             retry_count=count,
             retry_duration_ms=s.duration_since_last_stored_entry if count else 0,
         )
+        return self._start_info
 
     # -----------------------------------------------------------------------------------------
     # Output side

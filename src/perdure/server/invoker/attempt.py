@@ -175,7 +175,9 @@ class Attempt:
             else:
                 timeout = self._last_activity + self.plan.inactivity_timeout - time.monotonic()
             try:
-                chunk = await asyncio.wait_for(stream.read(), max(timeout, 0.001))
+                # asyncio.timeout, not wait_for: no task per chunk read (3.11's wait_for makes one)
+                async with asyncio.timeout(max(timeout, 0.001)):
+                    chunk = await stream.read()
             except TimeoutError:
                 if stream.request_closed:
                     self._fail(500, "the attempt exceeded the abort timeout")

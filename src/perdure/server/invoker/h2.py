@@ -3,6 +3,10 @@
 What the invoker needs and common clients lack: full duplex on one stream (keep writing the
 request body while reading the response body), and many concurrent streams per connection.
 ``H2Pool`` keeps connections per authority and opens another one when a connection is full.
+
+Writes are coalesced: the frames the state machine produces during one turn of the event loop
+(headers, data and end-of-stream of many streams, acknowledgements of what was read) leave in one
+socket write, not one write per frame.
 """
 
 from __future__ import annotations
@@ -92,11 +96,13 @@ class H2Connection:
         self._streams: dict[int, H2Stream] = {}
         self._window_open = asyncio.Event()
         self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self._write_scheduled = False
         self._h2.initiate_connection()
         self._h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
         self._h2.increment_flow_control_window(WINDOW)
         self._flush()
-        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+        self._task = self._loop.create_task(self._read_loop())
 
     @classmethod
     async def open(cls, host: str, port: int) -> H2Connection:
@@ -177,6 +183,13 @@ class H2Connection:
     # -- internals -----------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Send what the state machine has produced, in one write at the end of this loop turn."""
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            self._loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_scheduled = False
         data = self._h2.data_to_send()
         if data and not self._writer.is_closing():
             self._writer.write(data)
@@ -203,7 +216,7 @@ class H2Connection:
                 events = self._h2.receive_data(data)
                 for event in events:
                     self._handle(event)
-                self._flush()
+                self._flush()  # with what the streams woken now write in this turn
         except asyncio.CancelledError:
             self._fail(H2Error("connection closed"))
         except (OSError, h2.exceptions.ProtocolError, H2Error) as exc:

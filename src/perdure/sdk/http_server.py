@@ -1,0 +1,495 @@
+"""The HTTP server behind ``perdure.serve``: HTTP/2 cleartext (prior knowledge) and HTTP/1.1 on one
+port, serving an ASGI app, built for what a Restate server does with a deployment.
+
+A Restate server sends every attempt as a stream of one long-lived HTTP/2 connection, full duplex,
+and expects little else. A general-purpose ASGI server spends most of a small handler's CPU on
+per-frame machinery (a task and a buffer per body, a socket write per frame); here a stream is one
+task running the app, its request body a queue, and every frame produced during one turn of the
+event loop (responses of many streams, flow-control acknowledgements) leaves in one socket write.
+HTTP/1.1 (discovery by hand, deployments registered with ``use_http_11``) is served with ``h11``,
+one request at a time per connection, the response buffered (request/response mode needs no more).
+
+Graceful stop: stop accepting, refuse new streams, let the running ones finish for up to the grace
+period, then cancel them (the server retries a cut attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import h11
+
+log = logging.getLogger("perdure.serve")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+READ_CHUNK = 65536
+WINDOW = 16 * 1024 * 1024
+MAX_STREAMS = 1000
+HIGH_WATER = 1024 * 1024
+"""Bytes queued on a socket above which a stream's sender waits for the peer to read."""
+H11_MAX_BODY = 64 * 1024 * 1024
+
+
+class _Work:
+    """What a server is running: its connections and the app tasks of their requests."""
+
+    def __init__(self) -> None:
+        self.connections: set[_H2Connection | _H11Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+async def serve_asgi(
+    app: ASGIApp, host: str, port: int, stop: asyncio.Event, *, grace_period: float
+) -> None:
+    """Serve ``app`` on ``host:port`` until ``stop`` is set, then stop gracefully."""
+    work = _Work()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _connection(app, reader, writer, work)
+
+    server = await asyncio.start_server(accept, host, port, limit=READ_CHUNK)
+    log.info("serving on %s:%s (HTTP/2 cleartext and HTTP/1.1)", host, port)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        work.stopping = True
+        for conn in list(work.connections):
+            conn.stop_accepting()
+        if work.tasks:
+            await asyncio.wait(list(work.tasks), timeout=grace_period)
+        for task in list(work.tasks):
+            task.cancel()
+        for conn in list(work.connections):
+            conn.close()
+        if work.tasks:
+            await asyncio.wait(list(work.tasks), timeout=5)
+
+
+async def _connection(
+    app: ASGIApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, work: _Work
+) -> None:
+    """Tell HTTP/2 (its preface) from HTTP/1.1 by the first bytes, then serve the connection."""
+    try:
+        first = b""
+        while len(first) < len(PREFACE) and PREFACE.startswith(first):
+            chunk = await reader.read(READ_CHUNK)
+            if not chunk:
+                writer.close()
+                return
+            first += chunk
+    except OSError:
+        writer.close()
+        return
+    conn: _H2Connection | _H11Connection
+    if first.startswith(PREFACE):
+        conn = _H2Connection(app, reader, writer, work)
+    else:
+        conn = _H11Connection(app, reader, writer, work)
+    work.connections.add(conn)
+    try:
+        await conn.run(first)
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        work.connections.discard(conn)
+        conn.close()
+
+
+def _scope(
+    method: str, target: bytes, headers: list[tuple[bytes, bytes]], version: str,
+    writer: asyncio.StreamWriter,
+) -> Message:  # fmt: skip
+    path, _, query = target.partition(b"?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": version,
+        "method": method,
+        "scheme": "http",
+        "path": path.decode("latin-1"),
+        "raw_path": path,
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": writer.get_extra_info("peername"),
+        "server": writer.get_extra_info("sockname"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP/2
+# ---------------------------------------------------------------------------------------------
+
+
+class _H2Stream:
+    """One request: the app reads its body from ``inbox`` and answers through the connection."""
+
+    __slots__ = ("conn", "ended", "inbox", "started", "stream_id", "waiter")
+
+    def __init__(self, conn: _H2Connection, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.inbox: deque[Message] = deque()
+        self.waiter: asyncio.Future[Message] | None = None
+        self.started = False
+        self.ended = False
+        """The response is complete, or the stream was reset: the app's sends are dropped."""
+
+    def push(self, message: Message) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.waiter = None
+            waiter.set_result(message)
+        else:
+            self.inbox.append(message)
+
+    async def receive(self) -> Message:
+        if self.inbox:
+            return self.inbox.popleft()
+        waiter: asyncio.Future[Message] = self.conn.loop.create_future()
+        self.waiter = waiter
+        message: Message = await waiter
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.ended:
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.started = True
+            status = str(message["status"]).encode()
+            self.conn.send_headers(self.stream_id, [(b":status", status), *message["headers"]])
+        elif kind == "http.response.body":
+            end = not message.get("more_body", False)
+            if end:
+                self.ended = True
+            await self.conn.send_data(self.stream_id, message.get("body", b""), end)
+
+
+class _H2Connection:
+    def __init__(
+        self, app: ASGIApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, work: _Work
+    ) -> None:
+        self.app = app
+        self.reader = reader
+        self.writer = writer
+        self.work = work
+        self.loop = asyncio.get_running_loop()
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self.h2 = h2.connection.H2Connection(config=config)
+        self.streams: dict[int, _H2Stream] = {}
+        self.window_open = asyncio.Event()
+        self.accepting = True
+        self.closed = False
+        self._write_scheduled = False
+
+    async def run(self, first: bytes) -> None:
+        self.h2.initiate_connection()
+        self.h2.update_settings({
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+        })  # fmt: skip
+        self.h2.increment_flow_control_window(WINDOW)
+        data = first
+        while data and not self.closed:
+            try:
+                events = self.h2.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                self._write_now()
+                return
+            for event in events:
+                self._handle(event)
+            # Deferred: the app tasks just woken run first in this turn, and their answers
+            # leave in the same write as the acknowledgements.
+            self._flush()
+            if self.closed:
+                return
+            data = await self.reader.read(READ_CHUNK)
+        for stream in list(self.streams.values()):
+            stream.ended = True
+            stream.push({"type": "http.disconnect"})
+
+    def _handle(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._request(event)
+        elif isinstance(event, h2.events.DataReceived):
+            if event.flow_controlled_length:
+                with contextlib.suppress(h2.exceptions.StreamClosedError):
+                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            stream = self.streams.get(event.stream_id)
+            if stream is not None and event.data:
+                stream.push({"type": "http.request", "body": event.data, "more_body": True})
+        elif isinstance(event, h2.events.StreamEnded):  # h2 reports END_STREAM as its own event
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.push({"type": "http.request", "body": b"", "more_body": False})
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self.streams.pop(event.stream_id, None)
+            if stream is not None:
+                stream.ended = True
+                stream.push({"type": "http.disconnect"})
+        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            self.window_open.set()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.close()
+
+    def _request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if not self.accepting:
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        method, target = "GET", b"/"
+        headers: list[tuple[bytes, bytes]] = []
+        for name, value in event.headers or []:
+            assert isinstance(name, bytes)
+            assert isinstance(value, bytes)
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value.decode("latin-1")
+                elif name == b":path":
+                    target = value
+                elif name == b":authority":
+                    headers.append((b"host", value))
+            else:
+                headers.append((name, value))
+        stream = _H2Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        scope = _scope(method, target, headers, "2", self.writer)
+        self.work.spawn(self._run_app(stream, scope))
+
+    async def _run_app(self, stream: _H2Stream, scope: Message) -> None:
+        try:
+            await self.app(scope, stream.receive, stream.send)
+        except asyncio.CancelledError:
+            self._reset(stream.stream_id)
+            raise
+        except Exception:
+            log.exception("the app failed on %s %s", scope["method"], scope["path"])
+            if not stream.started:
+                await stream.send({"type": "http.response.start", "status": 500, "headers": []})
+        finally:
+            if not stream.ended:
+                if stream.started:
+                    self._reset(stream.stream_id)
+                else:
+                    stream.ended = True
+                    self.send_headers(stream.stream_id, [(b":status", b"500")], end=True)
+            self.streams.pop(stream.stream_id, None)
+            if not self.accepting and not self.streams:
+                self.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def send_headers(
+        self, stream_id: int, headers: list[tuple[bytes, bytes]], *, end: bool = False
+    ) -> None:
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self.h2.send_headers(stream_id, headers, end_stream=end)
+        self._flush()
+
+    async def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                if self.closed:
+                    return
+                window = min(self.h2.local_flow_control_window(stream_id),
+                             self.h2.max_outbound_frame_size, len(view))  # fmt: skip
+                if window <= 0:
+                    self._write_now()
+                    self.window_open.clear()
+                    await self.window_open.wait()
+                    continue
+                self.h2.send_data(stream_id, bytes(view[:window]))
+                view = view[window:]
+            if end:
+                self.h2.end_stream(stream_id)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            return  # reset by the peer meanwhile: nobody reads this answer any more
+        self._flush()
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > HIGH_WATER and not transport.is_closing():
+            self._write_now()
+            with contextlib.suppress(ConnectionError):
+                await self.writer.drain()
+
+    def _reset(self, stream_id: int) -> None:
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the state machine produced, once, at the end of this loop turn."""
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            self.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_scheduled = False
+        data = self.h2.data_to_send()
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+
+    # -- stopping --------------------------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        """Refuse new streams; close once the running ones are done."""
+        self.accepting = False
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+        self._flush()
+        if not self.streams:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.h2.close_connection()
+        self._write_now()
+        for stream in self.streams.values():
+            stream.ended = True
+            stream.push({"type": "http.disconnect"})
+        self.window_open.set()
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP/1.1
+# ---------------------------------------------------------------------------------------------
+
+
+class _H11Connection:
+    """One request at a time; the app's answer is buffered and sent with a content-length."""
+
+    def __init__(
+        self, app: ASGIApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, work: _Work
+    ) -> None:
+        self.app = app
+        self.reader = reader
+        self.writer = writer
+        self.work = work
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=H11_MAX_BODY)
+        self.busy = False
+        self.closed = False
+
+    async def _next_event(self) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(READ_CHUNK)
+            self.h11.receive_data(data)
+
+    async def run(self, first: bytes) -> None:
+        self.h11.receive_data(first)
+        while not self.closed and not self.work.stopping:
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError:
+                closing = [("content-length", "0"), ("connection", "close")]
+                self._write(h11.Response(status_code=400, headers=closing))
+                return
+            if not isinstance(event, h11.Request):
+                return  # ConnectionClosed, or the peer went away mid-request
+            body = bytearray()
+            while True:
+                part = await self._next_event()
+                if isinstance(part, h11.Data):
+                    body += part.data
+                elif isinstance(part, h11.EndOfMessage):
+                    break
+                else:
+                    return
+            self.busy = True
+            try:
+                await self.work.spawn(self._answer(event, bytes(body)))
+            finally:
+                self.busy = False
+            if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                return
+            self.h11.start_next_cycle()
+
+    async def _answer(self, request: h11.Request, body: bytes) -> None:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in request.headers]
+        scope = _scope(request.method.decode("latin-1"), bytes(request.target), headers,
+                       request.http_version.decode("latin-1"), self.writer)  # fmt: skip
+        sent_body = False
+        status = 500
+        response_headers: list[tuple[bytes, bytes]] = []
+        out = bytearray()
+        done = asyncio.Event()
+
+        async def receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            nonlocal status, response_headers
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                response_headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                out.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    done.set()
+
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            log.exception("the app failed on %s %s", scope["method"], scope["path"])
+            status, response_headers, out = 500, [], bytearray()
+        finally:
+            done.set()
+        kept = [(k, v) for k, v in response_headers if k.lower() != b"content-length"]
+        kept.append((b"content-length", str(len(out)).encode()))
+        if self.work.stopping:
+            kept.append((b"connection", b"close"))
+        self._write(h11.Response(status_code=status, headers=kept))
+        self._write(h11.Data(data=bytes(out)))
+        self._write(h11.EndOfMessage())
+
+    def _write(self, event: Any) -> None:
+        data = self.h11.send(event)
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+
+    def stop_accepting(self) -> None:
+        if not self.busy:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self.writer.close()
