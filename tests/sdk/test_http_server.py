@@ -1,0 +1,158 @@
+"""``perdure.serve``'s HTTP server on a real socket: HTTP/1.1 and HTTP/2 cleartext on one port,
+many concurrent invocation streams on one HTTP/2 connection that stays open (a Restate server sends
+every attempt over one), a stream reset by the client, and a graceful stop. About 3 s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+
+import perdure
+from perdure import Context
+from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType
+from perdure.protocol import messages as m
+from perdure.server.invoker.h2 import H2Pool
+from tests.support.processes import free_port
+
+CT = "application/vnd.restate.invocation.v6"
+DISCOVER = {"accept": "application/vnd.restate.endpointmanifest.v3+json"}
+
+echo_service = perdure.Service("Echo")
+release: asyncio.Event  # made per test, in the test's event loop
+
+
+@echo_service.handler()
+async def echo(ctx: Context, n: int) -> int:
+    return n
+
+
+@echo_service.handler()
+async def slow(ctx: Context, n: int) -> int:
+    await release.wait()
+    return n
+
+
+app = perdure.app([echo_service])
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[tuple[int, asyncio.Event, asyncio.Task[None]]]:
+    global release
+    port, stop, release = free_port(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        perdure.serve_async(app, host="127.0.0.1", port=port, shutdown=stop,
+                            grace_period=timedelta(seconds=5))
+    )  # fmt: skip
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.02)
+    yield port, stop, task
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+def _start(n: int) -> bytes:
+    inv = InvocationId.new()
+    start = m.StartMessage(id=inv.to_bytes(), debug_id=str(inv), known_entries=1,
+                           partial_state=True)  # fmt: skip
+    first = m.InputCommand(value=m.Value(content=b"%d" % n))
+    return Frame.of(start).to_bytes() + Frame.of(first).to_bytes()
+
+
+async def _invoke(pool: H2Pool, port: int, handler: str, n: int) -> bytes:
+    """One attempt as the server makes it: Start + Input, read until End, then half-close."""
+    stream = await pool.request("127.0.0.1", port, "POST", f"/invoke/Echo/{handler}",
+                                [("content-type", CT), ("accept", CT)])  # fmt: skip
+    await stream.send(_start(n))
+    status, headers = await stream.response()
+    assert (status, headers["content-type"]) == (200, CT)
+    decoder, frames = FrameDecoder(), []
+    while not any(f.type is MessageType.END for f in frames):
+        chunk = await stream.read()
+        assert chunk is not None, "the response ended before End"
+        frames += decoder.feed(chunk)
+    await stream.close_request()
+    assert await stream.read() is None
+    output = next(f.message() for f in frames if f.type is MessageType.OUTPUT)
+    assert isinstance(output, m.OutputCommand)
+    return output.value.content
+
+
+async def test_http11_and_h2c_share_the_port(served: tuple[int, asyncio.Event, object]) -> None:
+    port = served[0]
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as h11:
+        resp = await h11.get("/discover", headers=DISCOVER)
+        assert (resp.http_version, resp.json()["protocolMode"]) == ("HTTP/1.1", "REQUEST_RESPONSE")
+        assert (await h11.get("/health")).status_code == 200
+    async with httpx.AsyncClient(base_url=base, http1=False, http2=True) as h2c:
+        resp = await h2c.get("/discover", headers=DISCOVER)
+        assert (resp.http_version, resp.json()["protocolMode"]) == ("HTTP/2", "BIDI_STREAM")
+        assert (await h2c.get("/nope")).status_code == 404
+
+
+async def test_one_connection_carries_many_concurrent_attempts_past_1000(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    port = served[0]
+    pool = H2Pool()
+    limit = asyncio.Semaphore(64)
+
+    async def one(n: int) -> bytes:
+        async with limit:
+            return await _invoke(pool, port, "echo", n)
+
+    try:
+        answers = await asyncio.gather(*(one(n) for n in range(1100)))
+        assert answers == [b"%d" % n for n in range(1100)]
+        conns = [c for cs in pool._connections.values() for c in cs]
+        assert len(conns) == 1 and not conns[0].closed
+    finally:
+        pool.close()
+
+
+async def test_a_reset_stream_does_not_disturb_the_others(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    port = served[0]
+    pool = H2Pool()
+    try:
+        stream = await pool.request("127.0.0.1", port, "POST", "/invoke/Echo/slow",
+                                    [("content-type", CT), ("accept", CT)])  # fmt: skip
+        await stream.send(_start(1))
+        assert (await stream.response())[0] == 200
+        stream.reset()
+        assert await _invoke(pool, port, "echo", 7) == b"7"
+    finally:
+        release.set()
+        pool.close()
+
+
+async def test_stop_lets_running_attempts_finish_and_refuses_new_ones(
+    served: tuple[int, asyncio.Event, asyncio.Task[None]],
+) -> None:
+    port, stop, task = served
+    pool = H2Pool()
+    try:
+        running = asyncio.create_task(_invoke(pool, port, "slow", 5))
+        await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.sleep(0.1)
+        assert not task.done(), "the server stopped with an attempt still running"
+        release.set()
+        assert await asyncio.wait_for(running, 5) == b"5"
+        await asyncio.wait_for(task, 5)
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        pool.close()
