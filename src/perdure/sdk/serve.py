@@ -9,7 +9,7 @@ import signal
 from datetime import timedelta
 
 from perdure.sdk.endpoint import App
-from perdure.sdk.http_server import serve_asgi
+from perdure.http_server import serve_asgi
 
 
 async def serve_async(

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
-
+from perdure.http_server import serve_asgi
 from perdure.server.registry import Defaults
 from perdure.server.runtime import Runtime
 
@@ -45,20 +43,12 @@ class ServerConfig:
     still take precedence."""
 
 
-def _hypercorn(bind: str, name: str) -> Config:
-    config = Config()
-    config.bind = [bind]
-    config.accesslog = None
-    config.errorlog = logging.getLogger(f"perdure.server.{name}.http")
-    config.include_server_header = False
-    config.graceful_timeout = 2.0
-    config.keep_alive_timeout = 75.0
-    return config
-
-
 async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
-    """Serve one ASGI app on ``bind`` until ``stop`` is set."""
-    await hypercorn_serve(app, _hypercorn(bind, name), shutdown_trigger=stop.wait)
+    """Serve one ASGI app on ``bind`` (HOST:PORT) until ``stop`` is set."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"bad {name} address {bind!r}, expected HOST:PORT")
+    await serve_asgi(app, host.strip("[]"), int(port), stop, grace_period=2.0)
 
 
 def open_runtime(

@@ -34,7 +34,7 @@ class H2Stream:
         self._connection = connection
         self.stream_id = stream_id
         self._response: asyncio.Future[tuple[int, dict[str, str]]] = (
-            asyncio.get_running_loop().create_future()
+            connection._loop.create_future()
         )
         self._data: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
         self.request_closed = False

@@ -1,16 +1,17 @@
-"""The HTTP server behind ``perdure.serve``: HTTP/2 cleartext (prior knowledge) and HTTP/1.1 on one
-port, serving an ASGI app, built for what a Restate server does with a deployment.
+"""The HTTP server of perdure's processes: HTTP/2 cleartext (prior knowledge) and HTTP/1.1 on one
+port, serving an ASGI app. ``perdure.serve`` serves deployments with it, ``perdure server`` and
+``perdure dev`` their ingress and admin API.
 
-A Restate server sends every attempt as a stream of one long-lived HTTP/2 connection, full duplex,
-and expects little else. A general-purpose ASGI server spends most of a small handler's CPU on
-per-frame machinery (a task and a buffer per body, a socket write per frame); here a stream is one
-task running the app, its request body a queue, and every frame produced during one turn of the
-event loop (responses of many streams, flow-control acknowledgements) leaves in one socket write.
-HTTP/1.1 (discovery by hand, deployments registered with ``use_http_11``) is served with ``h11``,
-one request at a time per connection, the response buffered (request/response mode needs no more).
+A Restate server sends every attempt as a stream of one long-lived HTTP/2 connection, full duplex;
+ingress clients send small request/response exchanges. A general-purpose ASGI server spends most of
+a small handler's CPU on per-frame machinery (a task and a buffer per body, a socket write per
+frame or per event); here a stream is one task running the app, its request body a queue, and
+what is produced during one turn of the event loop (answers of many streams, flow-control
+acknowledgements) leaves in one socket write. HTTP/1.1 is served with ``h11``, one request at a
+time per connection, the response buffered and written at once (request/response needs no more).
 
 Graceful stop: stop accepting, refuse new streams, let the running ones finish for up to the grace
-period, then cancel them (the server retries a cut attempt).
+period, then cancel them (a Restate server retries a cut attempt).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import h2.exceptions
 import h2.settings
 import h11
 
-log = logging.getLogger("perdure.serve")
+log = logging.getLogger("perdure.http")
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -43,7 +44,10 @@ WINDOW = 16 * 1024 * 1024
 MAX_STREAMS = 1000
 HIGH_WATER = 1024 * 1024
 """Bytes queued on a socket above which a stream's sender waits for the peer to read."""
-H11_MAX_BODY = 64 * 1024 * 1024
+H11_MAX_HEAD = 64 * 1024
+KEEP_ALIVE = 75.0
+"""Seconds an idle HTTP/1.1 connection is kept open between two requests."""
+NO_BODY_STATUS = frozenset({204, 304})
 
 
 class _Work:
@@ -395,7 +399,7 @@ class _H11Connection:
         self.reader = reader
         self.writer = writer
         self.work = work
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=H11_MAX_BODY)
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=H11_MAX_HEAD)
         self.busy = False
         self.closed = False
 
@@ -411,7 +415,10 @@ class _H11Connection:
         self.h11.receive_data(first)
         while not self.closed and not self.work.stopping:
             try:
-                event = await self._next_event()
+                async with asyncio.timeout(KEEP_ALIVE):
+                    event = await self._next_event()
+            except TimeoutError:
+                return
             except h11.RemoteProtocolError:
                 closing = [("content-length", "0"), ("connection", "close")]
                 self._write(h11.Response(status_code=400, headers=closing))
@@ -419,6 +426,8 @@ class _H11Connection:
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed, or the peer went away mid-request
             body = bytearray()
+            if self.h11.they_are_waiting_for_100_continue:
+                self._write(h11.InformationalResponse(status_code=100, headers=[]))
             while True:
                 part = await self._next_event()
                 if isinstance(part, h11.Data):
@@ -472,15 +481,19 @@ class _H11Connection:
         finally:
             done.set()
         kept = [(k, v) for k, v in response_headers if k.lower() != b"content-length"]
-        kept.append((b"content-length", str(len(out)).encode()))
+        bodiless = status in NO_BODY_STATUS or request.method == b"HEAD"
+        if status not in NO_BODY_STATUS:
+            kept.append((b"content-length", str(len(out)).encode()))
         if self.work.stopping:
             kept.append((b"connection", b"close"))
-        self._write(h11.Response(status_code=status, headers=kept))
-        self._write(h11.Data(data=bytes(out)))
-        self._write(h11.EndOfMessage())
+        events: list[Any] = [h11.Response(status_code=status, headers=kept)]
+        if out and not bodiless:
+            events.append(h11.Data(data=bytes(out)))
+        events.append(h11.EndOfMessage())
+        self._write(*events)  # one write for the whole response
 
-    def _write(self, event: Any) -> None:
-        data = self.h11.send(event)
+    def _write(self, *events: Any) -> None:
+        data = b"".join(self.h11.send(event) or b"" for event in events)
         if data and not self.writer.is_closing():
             self.writer.write(data)
 
