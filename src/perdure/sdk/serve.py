@@ -8,8 +8,8 @@ import asyncio
 import signal
 from datetime import timedelta
 
-from perdure.sdk.endpoint import App
 from perdure.http_server import serve_asgi
+from perdure.sdk.endpoint import App
 
 
 async def serve_async(

@@ -79,14 +79,30 @@ class Attempt:
         self._stream: Stream | None = None
         self._last_activity = time.monotonic()
         self._terminated = False
+        self._sending = False
+        """The writer task is inside ``stream.send`` (waiting for flow control)."""
         self.task: asyncio.Task[None] | None = None
 
     # -- control from the invoker --------------------------------------------------------------
 
     def forward(self, frame: Frame) -> None:
-        """Queue a (durable) notification for the open request body."""
+        """Send a (durable) notification on the open request body."""
         if self.plan.bidi and not self._terminated:
-            self._outbox.put_nowait(frame.to_bytes())
+            self._send(frame.to_bytes())
+
+    def _send(self, data: bytes) -> None:
+        """Send now when nothing is queued before it and flow control allows (no wake-up of the
+        writer task, and it leaves in this loop turn's write); else queue it for the writer."""
+        stream = self._stream
+        if (
+            stream is not None
+            and not self._sending
+            and self._outbox.empty()
+            and stream.try_send(data)
+        ):
+            self._last_activity = time.monotonic()
+            return
+        self._outbox.put_nowait(data)
 
     def half_close(self) -> None:
         """Close the request body: the SDK suspends at its next await (graceful stop)."""
@@ -142,7 +158,7 @@ class Attempt:
     async def _run_h2(self) -> None:
         stream = await self._open()
         self._stream = stream
-        self._outbox.put_nowait(self.plan.payload)
+        self._send(self.plan.payload)  # with the request head, in one write when it fits
         if not self.plan.bidi:
             self._outbox.put_nowait(None)
         writer = asyncio.get_running_loop().create_task(self._write(stream))
@@ -161,7 +177,11 @@ class Attempt:
                 return
             if stream.request_closed:
                 continue
-            await stream.send(data)
+            self._sending = True
+            try:
+                await stream.send(data)
+            finally:
+                self._sending = False
             self._last_activity = time.monotonic()
 
     async def _read_h2(self, stream: Stream) -> None:

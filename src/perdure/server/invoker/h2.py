@@ -56,6 +56,10 @@ class H2Stream:
             raise H2Error("the request body is already closed")
         await self._connection.send_data(self.stream_id, data)
 
+    def try_send(self, data: bytes) -> bool:
+        """Send ``data`` now if flow control lets all of it go; False to use ``send``."""
+        return not self.request_closed and self._connection.try_send_data(self.stream_id, data)
+
     async def close_request(self) -> None:
         """Half-close: end the request body (idempotent)."""
         if not self.request_closed:
@@ -163,6 +167,20 @@ class H2Connection:
             view = view[size:]
             self._flush()
         await self._drain()
+
+    def try_send_data(self, stream_id: int, data: bytes) -> bool:
+        """Queue ``data`` for this loop turn's write if it fits the window in one frame."""
+        if self.closed:
+            return False
+        try:
+            window = self._h2.local_flow_control_window(stream_id)
+        except h2.exceptions.StreamClosedError:
+            return False
+        if len(data) > min(window, self._h2.max_outbound_frame_size):
+            return False
+        self._h2.send_data(stream_id, data)
+        self._flush()
+        return True
 
     def end_stream(self, stream_id: int) -> None:
         with contextlib.suppress(h2.exceptions.H2Error):
