@@ -2,9 +2,11 @@
 
 ``GET …/discover`` answers the manifest (v2..v4 by ``Accept``; BIDI_STREAM when asked over
 HTTP/2, REQUEST_RESPONSE over HTTP/1.1). ``POST …/invoke/{service}/{handler}`` runs one attempt:
-the response head goes out at once, request body bytes feed the VM while the handler runs, and
-output is streamed as it is produced. After the terminal message the request is read to its end
-before the response ends (the server half-closes it once it saw End/Suspension/Error).
+request body bytes feed the VM while the handler runs, and output is streamed as it is produced.
+The response head goes out with the first output (one write, not two), or ``HEAD_DELAY`` after
+the start if the handler has none by then (the server's timers start at the head). After the
+terminal message the request is read to its end before the response ends (the server
+half-closes it once it saw End/Suspension/Error).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SERVER_HEADER = b"perdure/0.1"
+HEAD_DELAY = 0.01
+"""Seconds the response head may wait for the handler's first output, to leave with it."""
 DRAIN_TIMEOUT = 30.0
 """How long to wait for the server to close the request after our terminal message."""
 
@@ -151,16 +155,22 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 async def _invoke(app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
     """One attempt: stream the VM's output while feeding it the request body."""
-    content_type = invocation_content_type(PROTOCOL_VERSION).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", content_type), (b"x-restate-server", SERVER_HEADER)],
-        }
-    )
-    await _Attempt(app, handler, receive, send).run()
+    attempt = _Attempt(app, handler, receive, send)
+    try:
+        await attempt.run()
+    finally:
+        await attempt.send_head()
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_INVOKE_HEAD = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [
+        (b"content-type", invocation_content_type(PROTOCOL_VERSION).encode()),
+        (b"x-restate-server", SERVER_HEADER),
+    ],
+}
 
 
 class _Attempt:
@@ -177,6 +187,12 @@ class _Attempt:
         self.inv = Invocation(self.vm, handler, clock=app.clock)
         self.receive, self.send = receive, send
         self.input_done = asyncio.Event()
+        self.head_sent = False
+
+    async def send_head(self) -> None:
+        if not self.head_sent:
+            self.head_sent = True
+            await self.send(dict(_INVOKE_HEAD))
 
     async def run(self) -> None:
         reader: asyncio.Task[bool] | None = None
@@ -207,21 +223,29 @@ class _Attempt:
 
     async def _pump(self, handler_task: asyncio.Task[None]) -> None:
         """Send output as the handler produces it, until the handler is over. One event wakes
-        the pump for both (the handler's end sets ``output`` too): no task per wait."""
+        the pump for all (the handler's end and the head's timer set ``output`` too): no task
+        per wait."""
         output = self.inv.output
         handler_task.add_done_callback(lambda _: output.set())
-        while True:
-            output.clear()
-            await self._send_output()
-            if handler_task.done():
-                break
-            await output.wait()
+        head_due = asyncio.get_running_loop().call_later(HEAD_DELAY, output.set)
+        try:
+            while True:
+                output.clear()
+                await self._send_output()
+                if handler_task.done():
+                    break
+                await output.wait()
+                if not self.head_sent and not self.vm.has_output and not handler_task.done():
+                    await self.send_head()  # the head's timer: the handler has no output yet
+        finally:
+            head_due.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await handler_task
 
     async def _send_output(self) -> None:
         out = self.vm.take_output()
         if out:
+            await self.send_head()
             await self.send({"type": "http.response.body", "body": out, "more_body": True})
 
     async def _read(self, *, until_ready: bool) -> bool:

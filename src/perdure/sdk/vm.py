@@ -245,6 +245,10 @@ class VM:
     # Output side
     # -----------------------------------------------------------------------------------------
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
     def take_output(self) -> bytes:
         out = b"".join(self._out)
         self._out.clear()
