@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from perdure.protocol.identity import SigningKey
 from perdure.server.api.admin import Admin
 from perdure.server.api.ingress import Ingress
 from perdure.server.engine.driver import Clock, Engine
@@ -39,6 +40,7 @@ class Runtime:
         clock: Clock | None = None,
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
+        identity: SigningKey | None = None,
     ) -> None:
         self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
         try:
@@ -51,7 +53,7 @@ class Runtime:
         self.registry.load(self.store)
         self.engine = Engine(self.store, self.registry, clock)
         self.local = LocalApps()
-        self.invoker = Invoker(self.engine, self.local)
+        self.invoker = Invoker(self.engine, self.local, identity)
         self.engine.invoker = self.invoker
         self.ingress = Ingress(self.engine)
         self.admin = Admin(self.engine, self.invoker, ingress_url)
