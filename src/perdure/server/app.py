@@ -25,6 +25,7 @@ from perdure.protocol.identity import SigningKey
 from perdure.server.api.access import Access, Guarded
 from perdure.server.registry import Defaults
 from perdure.server.runtime import Runtime
+from perdure.server.storage.private import private_dir
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
@@ -102,8 +103,9 @@ def open_runtime(
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
 ) -> Runtime:
-    """The Runtime on the store in ``data_dir`` (created if missing), as server and dev run it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The Runtime on the store in ``data_dir`` (created 0700 if missing), as server and dev run
+    it."""
+    private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
         defaults = dataclasses.replace(defaults, inactivity_timeout=inactivity_timeout)

@@ -23,6 +23,7 @@ from perdure.server.invoker.local import ASGIApp, LocalApps
 from perdure.server.registry import Defaults, Registry
 from perdure.server.storage import Store
 from perdure.server.storage.lock import StoreLock
+from perdure.server.storage.private import private_file
 
 log = logging.getLogger("perdure.server")
 
@@ -44,6 +45,8 @@ class Runtime:
     ) -> None:
         self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
         try:
+            if self.lock is not None:
+                private_file(Path(db_path))
             self.store = Store(db_path, synchronous=synchronous)
         except BaseException:
             if self.lock is not None:
