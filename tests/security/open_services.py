@@ -10,4 +10,9 @@ async def greet(ctx: perdure.Context, name: str) -> str:
     return f"Hello {name}"
 
 
+@greeter.handler()
+async def headers(ctx: perdure.Context) -> list[str]:
+    return sorted(ctx.request().headers)
+
+
 app = perdure.app([greeter])

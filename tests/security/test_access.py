@@ -101,6 +101,14 @@ def test_the_ingress_needs_its_token(tokens: Running) -> None:
     assert ok.status_code == 200 and ok.json() == "Hello Ann"
 
 
+def test_the_token_never_reaches_a_handler(tokens: Running) -> None:
+    resp = httpx.post(
+        tokens.ingress + "/Greeter/headers", headers={**_bearer(INGRESS_TOKEN), "x-user": "ann"}
+    )
+    assert resp.status_code == 200
+    assert "x-user" in resp.json() and "authorization" not in resp.json()
+
+
 def test_the_web_ui_files_load_without_a_token(tokens: Running) -> None:
     # The UI's static files are not behind the token (its API calls are); no UI yet: 404.
     assert httpx.get(tokens.admin + "/ui/index.html").status_code != 401

@@ -154,6 +154,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         )
     ]
     runtime.start()
+    if config.protection.identity_key is not None:
+        log.info("signing requests to deployments; their identity_keys must include %s",
+                 config.protection.identity_key.kid)  # fmt: skip
     log.info(
         "perdure server listening: ingress http://%s, admin http://%s, data %s",
         config.ingress_bind,

@@ -14,7 +14,8 @@ In order, each answering before the API sees the request:
    ever sent: a browser never lets another origin read an answer.
 3. **Bearer token** (401), when the API has one: ``Authorization: Bearer <token>``, compared in
    constant time. ``/health`` (and ``/restate/health``) and the web UI's static files stay open;
-   the UI sends the token with its API calls.
+   the UI sends the token with its API calls. The header is removed before the API sees the
+   request, so the token never reaches a handler or the journal.
 4. **JSON writes** (415, admin only). A state-changing request must say
    ``Content-Type: application/json``: an HTML form or a ``text/plain`` fetch cannot, and one
    that could would need a CORS preflight that is never granted.
@@ -130,6 +131,11 @@ class Guarded:
                 status, message, extra = refusal
                 await _refuse(send, status, message, extra)
                 return
+            if self.access.token is not None:
+                # The token is perdure's, not the handler's: it must not reach the journal.
+                scope = dict(scope)
+                scope["headers"] = [(k, v) for k, v in scope["headers"]
+                                    if k.lower() != b"authorization"]  # fmt: skip
         await self.app(scope, receive, send)  # type: ignore[operator]
 
     def refusal(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
