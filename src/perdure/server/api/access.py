@@ -27,7 +27,7 @@ import hmac
 import ipaddress
 import json
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -120,7 +120,7 @@ def _hostname(host: str) -> str | None:
 class Guarded:
     """An ASGI app behind the checks of ``access``."""
 
-    def __init__(self, app: object, access: Access) -> None:
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], access: Access):
         self.app = app
         self.access = access
 
@@ -136,7 +136,7 @@ class Guarded:
                 scope = dict(scope)
                 scope["headers"] = [(k, v) for k, v in scope["headers"]
                                     if k.lower() != b"authorization"]  # fmt: skip
-        await self.app(scope, receive, send)  # type: ignore[operator]
+        await self.app(scope, receive, send)
 
     def refusal(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
         access = self.access
