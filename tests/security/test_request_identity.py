@@ -7,6 +7,7 @@ verifies. Unsigned and forged requests to a verifying perdure deployment get 401
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perdure.cli import main
 from perdure.protocol import InvocationId, encode_messages
@@ -95,6 +98,24 @@ def test_a_signature_holds_only_for_its_path_key_and_time() -> None:
         except IdentityError:
             continue
         pytest.fail(f"{case}: accepted")
+
+
+@settings(max_examples=300, deadline=None)
+@given(junk=st.text(), at=st.integers(0, 400), key_text=st.text())
+def test_mangled_tokens_and_keys_only_raise_identity_errors(
+    junk: str, at: int, key_text: str
+) -> None:
+    key = SigningKey.from_pem(RESTATE_TEST_KEY)
+    token = key.token("/discover", None, 1000)
+    mangled = token[:at] + junk + token[at:]
+    headers = {"x-restate-signature-scheme": "v1", "x-restate-jwt-v1": mangled}
+    try:
+        Verifier.of([key.kid]).verify(headers, "/discover", 1000)
+    except IdentityError:
+        assert junk  # only a mangled token is refused
+    for text in (key_text, "publickeyv1_" + key_text):
+        with contextlib.suppress(IdentityError):
+            Verifier.of([text])
 
 
 def test_bad_keys_are_refused_with_a_reason() -> None:
