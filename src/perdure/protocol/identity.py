@@ -29,6 +29,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from perdure.protocol.errors import IdentityError
+
+__all__ = ["IdentityError", "SigningKey", "Verifier", "key_id", "parse_key_id", "sign"]
+
 SCHEME_HEADER = "x-restate-signature-scheme"
 JWT_HEADER = "x-restate-jwt-v1"
 SCHEME_V1 = "v1"
@@ -38,10 +42,6 @@ LEEWAY_SECONDS = 60
 clock skew a deployment tolerates."""
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-class IdentityError(ValueError):
-    """A key or a request signature is unusable; the message says why."""
 
 
 # -- encodings -------------------------------------------------------------------------------------
