@@ -59,9 +59,8 @@ class Access:
     def __post_init__(self) -> None:
         bound = self.bind.rpartition(":")[0].strip("[]").lower()
         names = {"localhost", bound, *(h.lower().strip("[]") for h in self.allowed_hosts)}
-        for name in (socket.gethostname(), socket.getfqdn()):
-            if name:
-                names.add(name.lower())
+        if hostname := socket.gethostname():  # not getfqdn: a DNS lookup could stall the start
+            names.add(hostname.lower())
         object.__setattr__(self, "_names", frozenset(names))
 
     def host_allowed(self, host: str) -> bool:
