@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from perdure.cli import main
 from perdure.cli.server_flags import FlagError, protection
 from perdure.client import Client, ClientError
 from perdure.server.api.access import Access
+from tests.security import HTTP
 from tests.support.official import serve_asgi
 from tests.support.perdure_server import PerdureServer
 
@@ -71,38 +71,38 @@ def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 def test_health_stays_open_without_a_token(tokens: Running) -> None:
-    assert httpx.get(tokens.admin + "/health").status_code == 200
-    assert httpx.get(tokens.ingress + "/restate/health").status_code == 200
+    assert HTTP.get(tokens.admin + "/health").status_code == 200
+    assert HTTP.get(tokens.ingress + "/restate/health").status_code == 200
 
 
 def test_the_admin_api_needs_its_token(tokens: Running) -> None:
-    missing = httpx.get(tokens.admin + "/services")
+    missing = HTTP.get(tokens.admin + "/services")
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
     assert "--token" in missing.json()["message"]
     wrong = "x" * len(ADMIN_TOKEN)
-    assert httpx.get(tokens.admin + "/services", headers=_bearer(wrong)).status_code == 401
-    ingress_one = httpx.get(tokens.admin + "/services", headers=_bearer(INGRESS_TOKEN))
+    assert HTTP.get(tokens.admin + "/services", headers=_bearer(wrong)).status_code == 401
+    ingress_one = HTTP.get(tokens.admin + "/services", headers=_bearer(INGRESS_TOKEN))
     assert ingress_one.status_code == 401
-    right = httpx.get(tokens.admin + "/services", headers=_bearer(ADMIN_TOKEN))
+    right = HTTP.get(tokens.admin + "/services", headers=_bearer(ADMIN_TOKEN))
     assert right.status_code == 200
     assert [s["name"] for s in right.json()["services"]] == ["Greeter"]
-    refused = httpx.post(tokens.admin + "/deployments", json={"uri": "http://127.0.0.1:1"})
+    refused = HTTP.post(tokens.admin + "/deployments", json={"uri": "http://127.0.0.1:1"})
     assert refused.status_code == 401
 
 
 def test_the_ingress_needs_its_token(tokens: Running) -> None:
-    assert httpx.post(tokens.ingress + "/Greeter/greet", json="Ann").status_code == 401
-    with_admin_token = httpx.post(
+    assert HTTP.post(tokens.ingress + "/Greeter/greet", json="Ann").status_code == 401
+    with_admin_token = HTTP.post(
         tokens.ingress + "/Greeter/greet", json="Ann", headers=_bearer(ADMIN_TOKEN)
     )
     assert with_admin_token.status_code == 401
-    ok = httpx.post(tokens.ingress + "/Greeter/greet", json="Ann", headers=_bearer(INGRESS_TOKEN))
+    ok = HTTP.post(tokens.ingress + "/Greeter/greet", json="Ann", headers=_bearer(INGRESS_TOKEN))
     assert ok.status_code == 200 and ok.json() == "Hello Ann"
 
 
 def test_the_token_never_reaches_a_handler(tokens: Running) -> None:
-    resp = httpx.post(
+    resp = HTTP.post(
         tokens.ingress + "/Greeter/headers", headers={**_bearer(INGRESS_TOKEN), "x-user": "ann"}
     )
     assert resp.status_code == 200
@@ -111,7 +111,7 @@ def test_the_token_never_reaches_a_handler(tokens: Running) -> None:
 
 def test_the_web_ui_files_load_without_a_token(tokens: Running) -> None:
     # The UI's static files are not behind the token (its API calls are); no UI yet: 404.
-    assert httpx.get(tokens.admin + "/ui/index.html").status_code != 401
+    assert HTTP.get(tokens.admin + "/ui/index.html").status_code != 401
 
 
 def test_the_cli_sends_the_admin_token(
@@ -175,7 +175,7 @@ def test_unusable_token_files_are_refused(
 
 
 def _deployments(running: Running) -> list[str]:
-    resp = httpx.get(running.admin + "/deployments")
+    resp = HTTP.get(running.admin + "/deployments")
     return [d["uri"] for d in resp.json()["deployments"]]
 
 
@@ -185,7 +185,7 @@ def test_a_web_page_cannot_register_a_deployment(open_server: Running) -> None:
     body = b'{"uri": "http://127.0.0.1:1", "force": true}'
     for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
         headers = {"content-type": content_type} if content_type else {}
-        resp = httpx.post(open_server.admin + "/deployments", content=body, headers=headers)
+        resp = HTTP.post(open_server.admin + "/deployments", content=body, headers=headers)
         assert resp.status_code == 415, resp.text
         assert "application/json" in resp.json()["message"]
     assert _deployments(open_server) == before
@@ -195,7 +195,7 @@ def test_a_foreign_host_is_refused_against_dns_rebinding(open_server: Running) -
     port = open_server.admin.rsplit(":", 1)[1]
     for api, path in ((open_server.admin, "/deployments"), (open_server.ingress, "/Greeter/greet")):
         method = "GET" if path == "/deployments" else "POST"
-        resp = httpx.request(
+        resp = HTTP.request(
             method, api + path, json="Ann", headers={"host": f"evil.example:{port}"}
         )
         assert resp.status_code == 403
@@ -203,29 +203,29 @@ def test_a_foreign_host_is_refused_against_dns_rebinding(open_server: Running) -
         assert "evil.example" in message and "DNS rebinding" in message
         assert "--allowed-host" in message
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "app.localhost"):
-        assert httpx.get(open_server.admin + "/deployments", headers={"host": host}).is_success
+        assert HTTP.get(open_server.admin + "/deployments", headers={"host": host}).is_success
 
 
 def test_a_page_of_another_origin_is_refused(open_server: Running) -> None:
     evil = {"origin": "http://evil.example"}
-    resp = httpx.post(open_server.ingress + "/Greeter/greet", json="Ann", headers=evil)
+    resp = HTTP.post(open_server.ingress + "/Greeter/greet", json="Ann", headers=evil)
     assert resp.status_code == 403 and "origin" in resp.json()["message"]
-    resp = httpx.post(
+    resp = HTTP.post(
         open_server.admin + "/deployments", json={"uri": "http://127.0.0.1:1"}, headers=evil
     )
     assert resp.status_code == 403
-    sandboxed = httpx.get(open_server.admin + "/deployments", headers={"origin": "null"})
+    sandboxed = HTTP.get(open_server.admin + "/deployments", headers={"origin": "null"})
     assert sandboxed.status_code == 403
     # The server's own pages (the web UI) and local tools may call it.
     own = {"origin": open_server.admin}
-    assert httpx.get(open_server.admin + "/deployments", headers=own).is_success
+    assert HTTP.get(open_server.admin + "/deployments", headers=own).is_success
     local = {"origin": "http://localhost:3000"}
-    resp = httpx.post(open_server.ingress + "/Greeter/greet", json="Ann", headers=local)
+    resp = HTTP.post(open_server.ingress + "/Greeter/greet", json="Ann", headers=local)
     assert resp.json() == "Hello Ann"
 
 
 def test_no_cors_is_granted(open_server: Running) -> None:
-    preflight = httpx.options(
+    preflight = HTTP.options(
         open_server.admin + "/deployments",
         headers={
             "origin": "http://localhost:3000",
@@ -235,8 +235,8 @@ def test_no_cors_is_granted(open_server: Running) -> None:
     )
     answers = [
         preflight,
-        httpx.get(open_server.admin + "/deployments", headers={"origin": open_server.admin}),
-        httpx.post(open_server.ingress + "/Greeter/greet", json="Ann"),
+        HTTP.get(open_server.admin + "/deployments", headers={"origin": open_server.admin}),
+        HTTP.post(open_server.ingress + "/Greeter/greet", json="Ann"),
     ]
     for resp in answers:
         assert not [h for h in resp.headers if h.lower().startswith("access-control-")]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.dev.support import REPO, DevProcess
+from tests.security import HTTP
 
 KEY = "publickeyv1_AfQwmwfgEZhrWpvv8N52SHpRtZqGGaFr4AZN6qtYWSiY"
 
@@ -17,15 +17,15 @@ def test_perdure_dev_guards_its_apis_like_the_server(tmp_path: Path) -> None:
     args = ["--ingress-token-file", str(tmp_path / "ingress.token")]
     with DevProcess.start("tests/security/open_services.py", tmp_path, cwd=REPO, args=args) as dev:
         assert dev.call("Greeter/greet", "Ann").status_code == 401
-        ok = httpx.post(
+        ok = HTTP.post(
             f"{dev.ingress}/Greeter/greet",
             json="Ann",
             headers={"authorization": "Bearer dev-ingress-token"},
         )
         assert ok.json() == "Hello Ann"
-        rebound = httpx.get(f"{dev.admin}/deployments", headers={"host": "evil.example"})
+        rebound = HTTP.get(f"{dev.admin}/deployments", headers={"host": "evil.example"})
         assert rebound.status_code == 403
-        form = httpx.post(
+        form = HTTP.post(
             f"{dev.admin}/deployments", content=b"{}", headers={"content-type": "text/plain"}
         )
         assert form.status_code == 415

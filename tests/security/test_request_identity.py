@@ -30,6 +30,7 @@ from perdure.protocol.identity import (
     key_id,
     protocol_path,
 )
+from tests.security import HTTP
 from tests.support.official import RestateServer, serve_asgi
 from tests.support.perdure_server import PerdureServer
 
@@ -170,9 +171,9 @@ def test_official_server_signs_and_the_perdure_sdk_verifies(
         serve_asgi("tests.security.perdure_services:app", tmp_path) as url,
     ):
         restate.register(url)
-        assert httpx.post(f"{restate.ingress}/Greeter/greet", json="Ann").json() == "Hello Ann"
-        assert httpx.post(f"{restate.ingress}/Counter/k%2F1/add", json=2).json() == 2
-        assert httpx.post(f"{restate.ingress}/Counter/k%2F1/add", json=3).json() == 5
+        assert HTTP.post(f"{restate.ingress}/Greeter/greet", json="Ann").json() == "Hello Ann"
+        assert HTTP.post(f"{restate.ingress}/Counter/k%2F1/add", json=2).json() == 2
+        assert HTTP.post(f"{restate.ingress}/Counter/k%2F1/add", json=3).json() == 5
         assert runs.read_text().splitlines() == ["greet Ann", "add k/1 2", "add k/1 3"]
         _assert_unsigned_and_forged_requests_are_refused(url, tmp_path, runs)
 
@@ -234,13 +235,13 @@ def test_perdure_server_signs_and_the_official_sdk_verifies(
         serve_asgi("tests.security.official_services:app", tmp_path) as url,
     ):
         # The official SDK does enforce its keys: an unsigned discovery is refused.
-        assert httpx.get(f"{url}/discover", timeout=10.0).status_code == 401
+        assert HTTP.get(f"{url}/discover", timeout=10.0).status_code == 401
         server.register(url)  # discovery, signed
-        assert httpx.post(f"{server.ingress}/Greeter/greet", json="Bo").json() == "Hello Bo"
-        assert httpx.post(f"{server.ingress}/Counter/a%20b/add", json=2).json() == 2
-        assert httpx.post(f"{server.ingress}/Counter/a%20b/add", json=5).json() == 7  # sub: key
+        assert HTTP.post(f"{server.ingress}/Greeter/greet", json="Bo").json() == "Hello Bo"
+        assert HTTP.post(f"{server.ingress}/Counter/a%20b/add", json=2).json() == 2
+        assert HTTP.post(f"{server.ingress}/Counter/a%20b/add", json=5).json() == 7  # sub: key
         server.register(url, use_http_11=True)  # HTTP/1.1 attempts are signed too
-        assert httpx.post(f"{server.ingress}/Counter/a%20b/add", json=1).json() == 8
+        assert HTTP.post(f"{server.ingress}/Counter/a%20b/add", json=1).json() == 8
 
 
 @pytest.mark.interop
@@ -257,5 +258,5 @@ def test_perdure_server_and_sdk_agree_through_the_environment_variable(
         serve_asgi("tests.security.perdure_services:app", tmp_path) as url,
     ):
         server.register(url)
-        assert httpx.post(f"{server.ingress}/Counter/c/add", json=4).json() == 4
+        assert HTTP.post(f"{server.ingress}/Counter/c/add", json=4).json() == 4
         assert runs.read_text().splitlines() == ["add c 4"]
