@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import time
@@ -154,7 +155,15 @@ class InvocationId:
 
     @classmethod
     def parse(cls, text: str) -> InvocationId:
-        """Parse ``inv_1…``; InvalidIdError says what is wrong with a bad string."""
+        """Parse ``inv_1…``; InvalidIdError says what is wrong with a bad string.
+
+        The ids of live invocations are parsed again and again (storage rows, URLs): the last
+        few thousand are remembered (ids are immutable, so one object can serve every caller).
+        """
+        return _parse_invocation_id(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> InvocationId:
         if not text.startswith(INVOCATION_ID_PREFIX):
             raise InvalidIdError(f"invocation id {text!r} must start with {INVOCATION_ID_PREFIX!r}")
         body = text[len(INVOCATION_ID_PREFIX) :]
@@ -190,6 +199,9 @@ class InvocationId:
     def random_seed(self) -> int:
         """The u64 seed of the SDK's deterministic RNG (StartMessage.random_seed), stable per id."""
         return int.from_bytes(hashlib.sha256(self.to_bytes()).digest()[:8], "big")
+
+
+_parse_invocation_id = functools.lru_cache(maxsize=4096)(InvocationId._parse)
 
 
 # ---------------------------------------------------------------------------------------------
