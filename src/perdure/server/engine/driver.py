@@ -144,7 +144,14 @@ class Engine:
         self._savepoints = 0
         effects, self._pending = self._pending, []
         durable, self._durable = self._durable, []
+        started: set[InvocationId] = set()
         for effect in effects:
+            # An attempt started in this group replays the journal as committed now, which
+            # already holds the group's later notifications: forwarding them would repeat them.
+            if isinstance(effect, StartAttempt):
+                started.add(effect.invocation_id)
+            elif isinstance(effect, Forward) and effect.invocation_id in started:
+                continue
             try:
                 self._dispatch(effect)
             except Exception:
