@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -41,6 +42,19 @@ class H2Error(Exception):
 class H2Refused(H2Error):
     """The peer did not process this stream (REFUSED_STREAM, or above a GOAWAY's last stream
     id): sending the same request on another connection is safe."""
+
+
+class _DrainingClient(h2.connection.H2Connection):
+    """h2 treats a connection as closed once a GOAWAY arrives, even one with NO_ERROR, and then
+    rejects the frames of the streams the peer still answers. Keep it open for those (no new
+    stream is opened on a draining connection: ``H2Connection.draining``)."""
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        state = self.state_machine.state
+        result = super()._receive_goaway_frame(frame)
+        if frame.error_code == 0:
+            self.state_machine.state = state
+        return result
 
 
 class H2Stream:
@@ -108,7 +122,7 @@ class H2Stream:
 class H2Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self._h2 = h2.connection.H2Connection(config=config)
+        self._h2 = _DrainingClient(config=config)
         self._reader = reader
         self._writer = writer
         self._streams: dict[int, H2Stream] = {}
@@ -334,10 +348,7 @@ class H2Connection:
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
         if event.error_code != h2.errors.ErrorCodes.NO_ERROR:
             raise H2Error(f"the deployment ended the connection ({event.error_code})")
-        # A graceful GOAWAY: the h2 state machine treats the connection as closed, but the
-        # streams the peer accepted may still carry their responses, so keep receiving.
-        self._h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-        self.draining = True
+        self.draining = True  # the streams the peer accepted still carry their responses
         last = event.last_stream_id if event.last_stream_id is not None else 0
         for stream_id in [i for i in self._streams if i > last]:
             error = H2Refused("the deployment sent GOAWAY before seeing this stream")
