@@ -1,6 +1,6 @@
 """A perdure-SDK deployment for the connection liveness tests, served by ``perdure.serve``:
 
-    python -m tests.server.liveness_services PORT [MAX_REQUESTS]
+python -m tests.server.liveness_services PORT [MAX_REQUESTS]
 """
 
 from __future__ import annotations

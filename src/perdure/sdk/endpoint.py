@@ -61,6 +61,14 @@ class App:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.live: dict[str, Invocation] = {}
         """The attempts running in this app, by invocation id (``inv_1…``)."""
+        self._attempts: set[_Attempt] = set()
+
+    def end_inputs(self) -> None:
+        """Stopping: treat every open request body as ended, so each handler waiting for a
+        completion suspends now (the server resumes it elsewhere) instead of holding its stream,
+        and its connection, until the grace period runs out."""
+        for attempt in list(self._attempts):
+            attempt.end_input()
 
     def manifest(self, mode: ProtocolMode) -> Manifest:
         return Manifest(
@@ -173,9 +181,17 @@ class _Attempt:
         self.receive, self.send = receive, send
         self.input_done = asyncio.Event()
         self.started = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._ending = False
+
+    def end_input(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._ending = True
+            self._reader.cancel()
 
     async def run(self) -> None:
-        reader = asyncio.create_task(self._read_body())
+        reader = self._reader = asyncio.create_task(self._read_body())
+        self.app._attempts.add(self)
         handler_task: asyncio.Task[None] | None = None
         invocation_id: str | None = None
         try:
@@ -190,6 +206,7 @@ class _Attempt:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.input_done.wait(), DRAIN_TIMEOUT)
         finally:
+            self.app._attempts.discard(self)
             if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:
                 del self.app.live[invocation_id]
             if handler_task is not None and not handler_task.done():
@@ -233,6 +250,11 @@ class _Attempt:
                     break
             if not vm.closed:
                 vm.feed_eof()
+        except asyncio.CancelledError:
+            if not self._ending:
+                raise
+            if vm.ready and not vm.closed:
+                vm.feed_eof()  # stopping: the input ends here
         except VMError as exc:
             log.warning("invocation stream rejected: %s", exc)
             vm.fail(exc)

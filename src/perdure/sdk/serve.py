@@ -52,9 +52,15 @@ async def serve_async(
             installed.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+
+    async def stopping() -> None:
+        await stop.wait()
+        if isinstance(app, App):
+            app.end_inputs()  # handlers waiting for the server suspend now
+
     try:
         asgi: Any = app
-        await hypercorn_serve(asgi, config, shutdown_trigger=stop.wait)
+        await hypercorn_serve(asgi, config, shutdown_trigger=stopping)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
