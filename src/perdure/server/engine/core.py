@@ -45,6 +45,7 @@ from perdure.server.records import (
     Result,
     Sink,
     Status,
+    Timer,
     TimerKind,
 )
 from perdure.server.registry import Registry
@@ -52,6 +53,7 @@ from perdure.server.storage import Store
 
 T = MessageType
 PROTOCOL_VIOLATION = 571
+INTERNAL_ERROR = 500
 
 
 class AttemptRejected(Exception):
@@ -575,27 +577,69 @@ class Core:
         """Fire every due timer; returns how many fired."""
         due = self.store.due_timers(now)
         for timer in due:
-            self.store.delete_timer(timer)
-            match timer.kind:
-                case TimerKind.SLEEP:
-                    assert timer.completion_id is not None
-                    self._notify(
-                        timer.invocation_id,
-                        *note.completion(T.SLEEP_COMPLETION, timer.completion_id, note.VOID),
-                    )
-                case TimerKind.START:
-                    inv = self.store.get_invocation(timer.invocation_id)
-                    if inv is not None and inv.status is Status.SCHEDULED:
-                        self._start_or_queue(inv)
-                case TimerKind.RETRY:
-                    inv = self.store.get_invocation(timer.invocation_id)
-                    if inv is not None and inv.status is Status.BACKING_OFF:
-                        self._start(inv)
-                case TimerKind.EXPIRE:
-                    inv = self.store.get_invocation(timer.invocation_id)
-                    if inv is not None and inv.status is Status.COMPLETED:
-                        self._purge(inv)
+            self.fire_timer(timer)
         return len(due)
+
+    def fire_timer(self, timer: Timer) -> None:
+        self.store.delete_timer(timer)
+        match timer.kind:
+            case TimerKind.SLEEP:
+                assert timer.completion_id is not None
+                self._notify(
+                    timer.invocation_id,
+                    *note.completion(T.SLEEP_COMPLETION, timer.completion_id, note.VOID),
+                )
+            case TimerKind.START:
+                inv = self.store.get_invocation(timer.invocation_id)
+                if inv is not None and inv.status is Status.SCHEDULED:
+                    self._start_or_queue(inv)
+            case TimerKind.RETRY:
+                inv = self.store.get_invocation(timer.invocation_id)
+                if inv is not None and inv.status is Status.BACKING_OFF:
+                    self._start(inv)
+            case TimerKind.EXPIRE:
+                inv = self.store.get_invocation(timer.invocation_id)
+                if inv is not None and inv.status is Status.COMPLETED:
+                    self._purge(inv)
+
+    def retry_timer_later(self, timer: Timer, at: int, message: str) -> None:
+        """Firing ``timer`` raised: fire it again at ``at``, and say why on its invocation."""
+        self.store.delete_timer(timer)
+        self.store.add_timer(at, timer.invocation_id, timer.kind, timer.completion_id)
+        self._effects.append(TimerSet(at))
+        self.record_failure(timer.invocation_id, message)
+
+    # =========================================================================================
+    # Containment: a transition that raised (rolled back) fails its own invocation only
+    # =========================================================================================
+
+    def on_internal_error(self, invocation_id: InvocationId, message: str) -> None:
+        """A running invocation's attempt fails (retried per policy, visible as its last
+        failure); any other is left as it is, with the failure recorded."""
+        inv = self.store.get_invocation(invocation_id)
+        if inv is None or inv.status is Status.COMPLETED:
+            return
+        if inv.status is Status.INVOKED:
+            self.on_failure(invocation_id, INTERNAL_ERROR, message)
+        else:
+            self.record_failure(invocation_id, message)
+
+    def record_failure(self, invocation_id: InvocationId, message: str) -> None:
+        inv = self.store.get_invocation(invocation_id)
+        if inv is not None and inv.status is not Status.COMPLETED:
+            inv.last_failure = f"[{INTERNAL_ERROR}] {message}"
+            inv.modified_at = self.now()
+            self.store.put_invocation(inv)
+
+    def park(self, invocation_id: InvocationId, message: str) -> None:
+        """The last resort when even failing an invocation raised: pause it, with the reason
+        (an operator resumes it once the cause is fixed)."""
+        inv = self.store.get_invocation(invocation_id)
+        if inv is not None and inv.status is not Status.COMPLETED:
+            inv.status = Status.PAUSED
+            inv.last_failure = f"[{INTERNAL_ERROR}] {message}"
+            inv.modified_at = self.now()
+            self.store.put_invocation(inv)
 
     # =========================================================================================
     # Completion and cleanup

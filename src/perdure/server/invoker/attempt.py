@@ -292,11 +292,11 @@ class Attempt:
         kind = frame.type
         try:
             if kind.is_command:
-                self.engine.run(lambda core: core.on_command(inv, frame, pin))
-                return False
+                applied = self.engine.run_for(inv, lambda core: core.on_command(inv, frame, pin))
+                return self._contained(applied)
             if kind is T.PROPOSE_RUN_COMPLETION:
-                self.engine.run(lambda core: core.on_proposal(inv, frame))
-                return False
+                applied = self.engine.run_for(inv, lambda core: core.on_proposal(inv, frame))
+                return self._contained(applied)
         except AttemptRejected as exc:
             self._fail(exc.code, exc.message)
             return True
@@ -317,10 +317,20 @@ class Attempt:
                 self._fail(571, f"unexpected message {kind.name} from the deployment")
         return True
 
+    def _contained(self, applied: bool) -> bool:
+        """After a command or proposal: False to go on; True (the attempt is over) when its
+        transition raised and the engine failed the invocation instead."""
+        if applied:
+            return False
+        self._terminated = True
+        if self._is_current(self):
+            self._on_done(self)
+        return True
+
     def _finish(self, transition: Callable[..., None]) -> None:
         if self._is_current(self):
             self._on_done(self)
-            self.engine.run(transition)
+            self.engine.run_for(self.plan.invocation_id, transition)
 
     def _fail(self, code: int, message: str) -> None:
         self._terminated = True
@@ -328,4 +338,4 @@ class Attempt:
             inv = self.plan.invocation_id
             log.info("attempt of %s failed: [%s] %s", inv, code, message)
             self._on_done(self)
-            self.engine.run(lambda core: core.on_failure(inv, code, message))
+            self.engine.run_for(inv, lambda core: core.on_failure(inv, code, message))
