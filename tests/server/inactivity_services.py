@@ -49,4 +49,5 @@ async def three_runs(ctx: Context, tag: str) -> list[str]:
 async def three_runs_too(ctx: Context, tag: str) -> list[str]:
     return await _three_runs(ctx, tag)
 
+
 app = perdure.app([per_handler, per_service])

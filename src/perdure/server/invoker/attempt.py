@@ -330,7 +330,13 @@ class Attempt:
     def _finish(self, transition: Callable[..., None]) -> None:
         if self._is_current(self):
             self._on_done(self)
-            self.engine.run_for(self.plan.invocation_id, transition)
+            inv = self.plan.invocation_id
+            try:
+                self.engine.run_for(inv, transition)
+            except AttemptRejected as exc:  # e.g. End without Output: the attempt failed
+                code, message = exc.code, exc.message
+                log.info("attempt of %s failed: [%s] %s", inv, code, message)
+                self.engine.run_for(inv, lambda core: core.on_failure(inv, code, message))
 
     def _fail(self, code: int, message: str) -> None:
         self._terminated = True
