@@ -18,6 +18,7 @@ import perdure
 from perdure import Context
 from perdure.server.engine import driver
 from perdure.server.engine.core import Core
+from perdure.server.invoker.invoker import Invoker
 from perdure.testing import Harness
 from perdure.testing.views import InvocationInfo
 
@@ -121,3 +122,24 @@ async def test_a_timer_that_raises_is_retried_later_and_the_others_fire(
         ])  # fmt: skip
         broken.clear()
         assert await bad.attach() == "bad"
+
+
+async def test_an_attempt_that_cannot_be_planned_fails_its_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with Harness([echo]) as h:
+        plan = Invoker._plan
+        failures = 1
+
+        def failing_plan(invoker: Invoker, invocation_id: Any) -> Any:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise RuntimeError("forced planning failure")
+            return plan(invoker, invocation_id)
+
+        monkeypatch.setattr(Invoker, "_plan", failing_plan)
+        assert await h.client.service(say).request("planned") == "planned"
+        info = next(i for i in h.invocations() if i.value == "planned")
+        assert info.retry_count == 1
+        assert "forced planning failure" in (info.last_failure or "")

@@ -41,6 +41,9 @@ T = MessageType
 DRAIN_TIMEOUT = 5.0
 SUSPECT_AFTER = 2.0
 """No response head after this long: ask the connection to prove it is alive (a PING)."""
+FIRST_BYTE_TIMEOUT = 60.0
+"""No response head after this long (or the abort timeout, if shorter): the attempt fails. SDKs
+answer with the head before running the handler, so only a wedged deployment takes that long."""
 REFUSED_RETRIES = 5
 NO_TERMINAL = "the deployment ended the response without End, Suspension or Error"
 
@@ -196,19 +199,22 @@ class Attempt:
             await stream.send(data)
 
     async def _response_head(self, stream: Stream) -> tuple[int, dict[str, str]]:
-        """The response head within the abort timeout; a late one makes the connection prove
-        it is alive (a dead one fails the stream long before)."""
-        async with asyncio.timeout(self.plan.abort_timeout):
-            head = asyncio.ensure_future(stream.response())
-            try:
+        """The response head within the first-byte timeout; a late one makes the connection
+        prove it is alive (a dead one fails the stream long before)."""
+        limit = min(self.plan.abort_timeout, FIRST_BYTE_TIMEOUT)
+        head = asyncio.ensure_future(stream.response())
+        try:
+            async with asyncio.timeout(limit):
                 done, _ = await asyncio.wait({head}, timeout=SUSPECT_AFTER)
                 if not done:
                     suspect = getattr(stream, "suspect", None)
                     if suspect is not None:
                         suspect()
                 return await head
-            finally:
-                head.cancel()
+        except TimeoutError:
+            raise H2Error(f"the deployment sent no response head in {limit:g} s") from None
+        finally:
+            head.cancel()
 
     async def _read_h2(self, stream: Stream) -> None:
         status, headers = await self._response_head(stream)
