@@ -3,12 +3,20 @@ port, stopped cleanly by SIGTERM or SIGINT (stop accepting, let in-flight attemp
 to ``grace_period``, then cut them; the server retries a cut attempt).
 
 A connection is not ended after a number of requests (hypercorn's default is 1000) unless
-``max_requests`` asks for it; then it ends with a graceful GOAWAY (see ``drain``)."""
+``max_requests`` asks for it; then it ends with a graceful GOAWAY (see ``drain``).
+
+A deployment runs whatever a request asks, so it listens on the loopback interface unless told
+otherwise. Serving another interface without identity keys (anyone who reaches the port can run
+handlers and make up object state) is logged as a warning at start.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import signal
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -20,21 +28,62 @@ from perdure.sdk.drain import DrainingH2Protocol
 from perdure.sdk.endpoint import App
 
 NO_REQUEST_LIMIT = 2**62
+DEFAULT_HOST = "127.0.0.1"
+
+log = logging.getLogger("perdure.serve")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is reachable from this machine only."""
+    host = host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secure(app: App, host: str, identity_keys: Iterable[str] | None) -> None:
+    if identity_keys is not None:
+        keys = list(identity_keys)
+        if app.verifier is not None:
+            keys += list(app.verifier.keys)
+        if keys:
+            from perdure.protocol.identity import Verifier  # noqa: PLC0415
+
+            app.verifier = Verifier.of(dict.fromkeys(keys))
+    if app.verifier is None and not is_loopback(host):
+        log.warning(
+            "perdure.serve: listening on %s WITHOUT request identity keys: anyone who can reach "
+            "this port can run your handlers and make up their state. Pass identity_keys="
+            '["publickeyv1_..."] (the public key of the server\'s '
+            "--request-identity-private-key-pem-file), or keep the port on a private network. "
+            "See docs/security.md.",
+            host,
+        )
 
 
 async def serve_async(
     app: App,
     *,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_HOST,
     port: int = 9080,
     grace_period: timedelta = timedelta(seconds=30),
     shutdown: asyncio.Event | None = None,
+    identity_keys: Iterable[str] | None = None,
     max_requests: int | None = None,
 ) -> None:
-    """Serve until ``shutdown`` is set or the process gets SIGTERM/SIGINT. ``max_requests``:
-    end an HTTP/2 connection (gracefully) after that many requests; by default never."""
+    """Serve until ``shutdown`` is set or the process gets SIGTERM/SIGINT.
+
+    ``host``: 127.0.0.1 by default (this machine only); ``"0.0.0.0"`` serves every interface.
+    ``identity_keys``: added to the app's (see ``perdure.App``): requests must be signed.
+    ``max_requests``: end an HTTP/2 connection (gracefully) after that many requests; by default
+    never.
+    """
     if max_requests is not None and max_requests < 1:
         raise ValueError(f"max_requests must be at least 1, not {max_requests}")
+    _secure(app, host, identity_keys)
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = grace_period.total_seconds()
@@ -69,15 +118,23 @@ async def serve_async(
 def serve(
     app: App,
     *,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_HOST,
     port: int = 9080,
     grace_period: timedelta = timedelta(seconds=30),
+    identity_keys: Iterable[str] | None = None,
     max_requests: int | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` (h2c and HTTP/1.1) until SIGTERM/SIGINT, then return.
-    ``max_requests``: end an HTTP/2 connection (gracefully) after that many requests."""
+    ``host``, ``identity_keys`` and ``max_requests``: see ``serve_async``."""
     asyncio.run(
-        serve_async(app, host=host, port=port, grace_period=grace_period, max_requests=max_requests)
+        serve_async(
+            app,
+            host=host,
+            port=port,
+            grace_period=grace_period,
+            identity_keys=identity_keys,
+            max_requests=max_requests,
+        )
     )
 
 
