@@ -41,3 +41,4 @@ def test_sigkill_with_sleeps_due_at_restart_never_starts_a_stream_with_a_notific
             assert time.monotonic() < deadline, f"only {cycle + 1} cycles in the time budget"
         logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*.log"))
         assert "WaitingStart" not in logs  # the SDK's log (the deployment's) and the server's
+        assert "failed: [571]" not in logs  # no attempt failed as a protocol violation

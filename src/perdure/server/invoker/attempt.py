@@ -323,6 +323,7 @@ class Attempt:
                 text = message.message
                 if message.HasField("related_command_name"):
                     text += f" (command {message.related_command_name!r})"
+                log.info("attempt of %s failed: [%s] %s", inv, message.code, text)
                 self._finish(lambda core: core.on_failure(inv, message.code, text, delay))
             case _:
                 self._fail(571, f"unexpected message {kind.name} from the deployment")
