@@ -37,5 +37,8 @@ async def nap_then_sleep(ctx: Context, _: int) -> str:
 app = perdure.app([echo])
 
 if __name__ == "__main__":
-    limit = int(sys.argv[2]) if len(sys.argv) > 2 else None
-    perdure.serve(app, host="127.0.0.1", port=int(sys.argv[1]), max_requests=limit)
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "-" else None
+    grace = timedelta(seconds=float(sys.argv[3])) if len(sys.argv) > 3 else timedelta(seconds=30)
+    perdure.serve(
+        app, host="127.0.0.1", port=int(sys.argv[1]), max_requests=limit, grace_period=grace
+    )

@@ -108,3 +108,24 @@ def test_sigterm_with_a_stuck_connection_stops_the_deployment_promptly(tmp_path:
         assert elapsed < 10, f"the deployment took {elapsed:.1f} s to stop"
         assert code == 0, log
         assert "CancelledError" not in log and "Traceback" not in log, log
+
+
+def test_sigterm_cuts_a_busy_handler_after_the_grace_period_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    with (
+        PerdureServer.start(tmp_path) as server,
+        deployment(tmp_path, "-", "1") as (child, port),
+        httpx.Client(base_url=server.ingress, timeout=60.0) as client,
+    ):
+        server.register(f"http://127.0.0.1:{port}")
+        assert client.post("/LiveEcho/nap/send", json=60).status_code == 202
+        time.sleep(1.0)  # the handler is busy in its own code (no await on the server)
+        started = time.monotonic()
+        os.killpg(child.proc.pid, signal.SIGTERM)
+        code = child.proc.wait(timeout=40)
+        elapsed = time.monotonic() - started
+        log = child.log_path.read_text()
+        assert elapsed < 10, f"the deployment took {elapsed:.1f} s to stop (grace: 1 s)"
+        assert code == 0, log
+        assert "Traceback" not in log, log

@@ -90,6 +90,13 @@ class App:
         for attempt in list(self._attempts):
             attempt.end_input()
 
+    def cut_handlers(self) -> None:
+        """Stopping, and the grace period is over: cancel the handlers still running; each
+        attempt ends with a retryable error (the server retries it, replaying its journal)
+        rather than being torn down with its connection."""
+        for attempt in list(self._attempts):
+            attempt.cut()
+
     def manifest(self, mode: ProtocolMode) -> Manifest:
         return Manifest(
             protocol_mode=mode,
@@ -226,6 +233,13 @@ class _Attempt:
         self.started = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._ending = False
+        self._handler_task: asyncio.Task[None] | None = None
+        self._cut = False
+
+    def cut(self) -> None:
+        if self._handler_task is not None and not self._handler_task.done():
+            self._cut = True
+            self._handler_task.cancel()
 
     def end_input(self) -> None:
         if self._reader is not None and not self._reader.done():
@@ -243,7 +257,10 @@ class _Attempt:
                 invocation_id = self.vm.start_info().invocation_id
                 self.app.live[invocation_id] = self.inv
                 handler_task = asyncio.create_task(self.inv.run_handler(context_for(self.inv)))
+                self._handler_task = handler_task
                 await self._pump(handler_task)
+            if self._cut:
+                self.vm.sys_error(503, "the deployment stopped before the handler could finish")
             await self._send_output()
             # The server closes the request once it saw our terminal message; read to the end.
             with contextlib.suppress(TimeoutError):

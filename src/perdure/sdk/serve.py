@@ -28,6 +28,9 @@ from perdure.sdk.drain import DrainingH2Protocol
 from perdure.sdk.endpoint import App
 
 NO_REQUEST_LIMIT = 2**62
+CUT_MARGIN = 5.0
+"""Seconds between the app cutting its handlers and hypercorn cancelling what is left (its
+cancellation logs tracebacks from inside hypercorn)."""
 DEFAULT_HOST = "127.0.0.1"
 
 log = logging.getLogger("perdure.serve")
@@ -86,7 +89,8 @@ async def serve_async(
     _secure(app, host, identity_keys)
     config = Config()
     config.bind = [f"{host}:{port}"]
-    config.graceful_timeout = grace_period.total_seconds()
+    # A backstop: the app cuts its handlers itself when the grace period ends (see stopping).
+    config.graceful_timeout = grace_period.total_seconds() + CUT_MARGIN
     config.keep_alive_timeout = 75.0
     config.keep_alive_max_requests = NO_REQUEST_LIMIT if max_requests is None else max_requests
     config.accesslog = None
@@ -106,6 +110,7 @@ async def serve_async(
         await stop.wait()
         if isinstance(app, App):
             app.end_inputs()  # handlers waiting for the server suspend now
+            loop.call_later(grace_period.total_seconds(), app.cut_handlers)
 
     try:
         asgi: Any = app
