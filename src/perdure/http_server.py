@@ -10,8 +10,11 @@ what is produced during one turn of the event loop (answers of many streams, flo
 acknowledgements) leaves in one socket write. HTTP/1.1 is served with ``h11``, one request at a
 time per connection, the response buffered and written at once (request/response needs no more).
 
-Graceful stop: stop accepting, refuse new streams, let the running ones finish for up to the grace
-period, then cancel them (a Restate server retries a cut attempt).
+Graceful stop: stop accepting, end each HTTP/2 connection with a GOAWAY that names the last
+stream served (those finish, later ones are refused: the client may send them again elsewhere),
+let the running requests finish for up to the grace period, then cancel them (a Restate server
+retries a cut attempt). ``max_requests`` ends an HTTP/2 connection the same way after that many
+requests; by default a connection is never ended for its request count.
 """
 
 from __future__ import annotations
@@ -53,10 +56,11 @@ NO_BODY_STATUS = frozenset({204, 304})
 class _Work:
     """What a server is running: its connections and the app tasks of their requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_requests: int | None) -> None:
         self.connections: set[_H2Connection | _H11Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self.max_requests = max_requests
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -66,10 +70,13 @@ class _Work:
 
 
 async def serve_asgi(
-    app: ASGIApp, host: str, port: int, stop: asyncio.Event, *, grace_period: float
-) -> None:
+    app: ASGIApp, host: str, port: int, stop: asyncio.Event, *, grace_period: float,
+    max_requests: int | None = None,
+) -> None:  # fmt: skip
     """Serve ``app`` on ``host:port`` until ``stop`` is set, then stop gracefully."""
-    work = _Work()
+    if max_requests is not None and max_requests < 1:
+        raise ValueError(f"max_requests must be at least 1, not {max_requests}")
+    work = _Work(max_requests)
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _connection(app, reader, writer, work)
@@ -209,6 +216,9 @@ class _H2Connection:
         self.window_open = asyncio.Event()
         self.accepting = True
         self.closed = False
+        self.requests = 0
+        self.goaway_last: int | None = None
+        """The last stream id a GOAWAY let through; later streams are refused."""
         self._write_scheduled = False
 
     async def run(self, first: bytes) -> None:
@@ -263,9 +273,13 @@ class _H2Connection:
 
     def _request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
-        if not self.accepting:
+        if not self.accepting or (self.goaway_last is not None and stream_id > self.goaway_last):
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
+        self.requests += 1
+        limit = self.work.max_requests
+        if limit is not None and self.requests >= limit:
+            self._goaway()  # after this one: it is served
         method, target = "GET", b"/"
         headers: list[tuple[bytes, bytes]] = []
         for name, value in event.headers or []:
@@ -303,8 +317,8 @@ class _H2Connection:
                     stream.ended = True
                     self.send_headers(stream.stream_id, [(b":status", b"500")], end=True)
             self.streams.pop(stream.stream_id, None)
-            if not self.accepting and not self.streams:
-                self.close()
+            if self.goaway_last is not None and not self.streams:
+                self.loop.call_soon(self.close)  # after this turn's write
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -363,18 +377,29 @@ class _H2Connection:
     def stop_accepting(self) -> None:
         """Refuse new streams; close once the running ones are done."""
         self.accepting = False
+        self._goaway()
+
+    def _goaway(self) -> None:
+        """A graceful end: GOAWAY names the last stream accepted; those finish, later ones are
+        refused; the connection closes when none is left."""
+        if self.goaway_last is not None or self.closed:
+            return
+        self.goaway_last = self.h2.highest_inbound_stream_id
+        state = self.h2.state_machine.state
         with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+            self.h2.close_connection(last_stream_id=self.goaway_last)
+        self.h2.state_machine.state = state  # h2 would refuse to answer the accepted streams
         self._flush()
         if not self.streams:
-            self.close()
+            self.loop.call_soon(self.close)  # after the GOAWAY and the last answers are written
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.h2.close_connection()
+        if self.goaway_last is None:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.close_connection()
         self._write_now()
         for stream in self.streams.values():
             stream.ended = True

@@ -37,7 +37,6 @@ class Stream(Protocol):
     async def response(self) -> tuple[int, dict[str, str]]: ...
     async def read(self) -> bytes | None: ...
     async def send(self, data: bytes) -> None: ...
-    def try_send(self, data: bytes) -> bool: ...
     async def close_request(self) -> None: ...
     def reset(self) -> None: ...
 
@@ -91,12 +90,6 @@ class LocalStream:
         if self.request_closed:
             raise LocalError("the request body is already closed")
         self._request.put_nowait({"type": "http.request", "body": data, "more_body": True})
-
-    def try_send(self, data: bytes) -> bool:
-        if self.request_closed:
-            return False
-        self._request.put_nowait({"type": "http.request", "body": data, "more_body": True})
-        return True
 
     async def close_request(self) -> None:
         if not self.request_closed:
