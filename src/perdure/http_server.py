@@ -49,6 +49,8 @@ HIGH_WATER = 1024 * 1024
 """Bytes queued on a socket above which a stream's sender waits for the peer to read."""
 H11_MAX_HEAD = 64 * 1024
 KEEP_ALIVE = 75.0
+LINGER = 5.0
+"""Seconds a drained HTTP/2 connection waits for the client to close it."""
 """Seconds an idle HTTP/1.1 connection is kept open between two requests."""
 NO_BODY_STATUS = frozenset({204, 304})
 
@@ -219,6 +221,7 @@ class _H2Connection:
         self.requests = 0
         self.goaway_last: int | None = None
         """The last stream id a GOAWAY let through; later streams are refused."""
+        self._lingering: asyncio.TimerHandle | None = None
         self._write_scheduled = False
 
     async def run(self, first: bytes) -> None:
@@ -232,8 +235,9 @@ class _H2Connection:
         while data and not self.closed:
             try:
                 events = self.h2.receive_data(data)
-            except h2.exceptions.ProtocolError:
-                self._write_now()
+            except h2.exceptions.ProtocolError as exc:
+                log.warning("HTTP/2 protocol error, closing: %s %s", type(exc).__name__, exc)
+                self._write_now()  # h2 queued the GOAWAY that says why
                 return
             for event in events:
                 self._handle(event)
@@ -318,7 +322,7 @@ class _H2Connection:
                     self.send_headers(stream.stream_id, [(b":status", b"500")], end=True)
             self.streams.pop(stream.stream_id, None)
             if self.goaway_last is not None and not self.streams:
-                self.loop.call_soon(self.close)  # after this turn's write
+                self._linger()
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -391,12 +395,21 @@ class _H2Connection:
         self.h2.state_machine.state = state  # h2 would refuse to answer the accepted streams
         self._flush()
         if not self.streams:
-            self.loop.call_soon(self.close)  # after the GOAWAY and the last answers are written
+            self._linger()
+
+    def _linger(self) -> None:
+        """After a GOAWAY, with every accepted stream answered: the client closes the
+        connection once it has read the answers (closing first would cut the frames it still
+        has in flight); close it here only if it does not."""
+        if self._lingering is None:
+            self._lingering = self.loop.call_later(LINGER, self.close)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self._lingering is not None:
+            self._lingering.cancel()
         if self.goaway_last is None:
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.h2.close_connection()

@@ -55,9 +55,13 @@ class _DrainingClient(h2.connection.H2Connection):
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         state = self.state_machine.state
+        pending = self._data_to_send  # written at the end of this loop turn (coalesced writes)
         result = super()._receive_goaway_frame(frame)
         if frame.error_code == 0:
             self.state_machine.state = state
+            # h2 drops what was not written yet; that may hold the head of a stream the peer
+            # accepted, whose body would then reach it without one (a connection error).
+            self._data_to_send = pending + self._data_to_send
         return result
 
 
