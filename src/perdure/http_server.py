@@ -81,7 +81,10 @@ async def serve_asgi(
     work = _Work(max_requests)
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _connection(app, reader, writer, work)
+        # A connection's task may be cancelled when the loop ends; asyncio's stream callback
+        # would log a cancelled task's "exception" as a traceback, so it ends quietly.
+        with contextlib.suppress(asyncio.CancelledError):
+            await _connection(app, reader, writer, work)
 
     server = await asyncio.start_server(accept, host, port, limit=READ_CHUNK)
     log.info("serving on %s:%s (HTTP/2 cleartext and HTTP/1.1)", host, port)
