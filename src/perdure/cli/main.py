@@ -106,6 +106,7 @@ def _server(args: argparse.Namespace) -> int:
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
+        ui=args.ui,
     )
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415

@@ -28,6 +28,7 @@ from perdure.sdk.endpoint import App
 from perdure.server.app import open_runtime, serve_http, shutdown
 from perdure.server.records import Status
 from perdure.server.runtime import RegistrationError, Runtime
+from perdure.server.ui import with_ui
 
 log = logging.getLogger("perdure.dev")
 SETTLE = 0.05
@@ -48,6 +49,8 @@ class DevConfig:
     """Seconds between two looks at the user's files."""
     shutdown_timeout: float = 10.0
     """How long a graceful stop waits for live attempts to reach a safe point."""
+    ui: bool = True
+    """Serve the web UI on the admin port at ``/ui``."""
 
 
 class DevError(Exception):
@@ -115,7 +118,7 @@ class DevSession:
             loop.create_task(serve_http(app, bind, name, stop_accepting)): (bind, flag)
             for app, bind, name, flag in (
                 (runtime.ingress, config.ingress_bind, "ingress", "--ingress-bind"),
-                (runtime.admin, config.admin_bind, "admin", "--admin-bind"),
+                (with_ui(runtime.admin, config.ui), config.admin_bind, "admin", "--admin-bind"),
             )
         }
         await _listening([config.ingress_bind, config.admin_bind], listeners)
@@ -143,6 +146,8 @@ class DevSession:
         self.say(f"perdure dev: serving {self.loader.spec} as local://{self.name} ({services})")
         self.say(f"  ingress  {self.ingress_url}")
         self.say(f"  admin    {self.admin_url}")
+        if self.config.ui:
+            self.say(f"  ui       {self.admin_url}/ui")
         self.say(f"  data     {self.config.data_dir.resolve()}")
         self._print_curls()
         count = len(self.watcher.files)

@@ -23,6 +23,7 @@ from hypercorn.config import Config
 
 from perdure.server.registry import Defaults
 from perdure.server.runtime import Runtime
+from perdure.server.ui import with_ui
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
@@ -43,6 +44,8 @@ class ServerConfig:
     the SDK suspends (None: the official default, 1 minute; 0: suspend at every await, which
     replays handlers constantly and flushes out determinism bugs). Handler and service options
     still take precedence."""
+    ui: bool = True
+    """Serve the web UI on the admin port at ``/ui`` (``--no-ui`` turns it off)."""
 
 
 def _hypercorn(bind: str, name: str) -> Config:
@@ -106,7 +109,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         loop.create_task(serve_http(app, bind, name, stop_accepting))
         for app, bind, name in (
             (runtime.ingress, config.ingress_bind, "ingress"),
-            (runtime.admin, config.admin_bind, "admin"),
+            (with_ui(runtime.admin, config.ui), config.admin_bind, "admin"),
         )
     ]
     runtime.start()
@@ -116,6 +119,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         config.admin_bind,
         config.data_dir.resolve(),
     )
+    if config.ui:
+        log.info("web UI: http://%s/ui", config.admin_bind)
     stopped = loop.create_task(stop.wait())
     done, _ = await asyncio.wait([stopped, *servers], return_when=asyncio.FIRST_COMPLETED)
     for task in done:
