@@ -63,9 +63,9 @@ export function relative(text, now = Date.now()) {
   if (t === null) return "";
   const d = (t - now) / 1000;
   const a = Math.abs(d);
-  const span = a < 1 ? "now" : a < 60 ? `${Math.round(a)}s` : a < 3600 ? `${Math.round(a / 60)}m`
-    : a < 86400 ? `${Math.round(a / 3600)}h` : `${Math.round(a / 86400)}d`;
-  if (span === "now") return "just now";
+  if (a < 1) return "just now";
+  const span = Math.round(a) < 60 ? `${Math.round(a)}s` : Math.round(a / 60) < 60 ? `${Math.round(a / 60)}m`
+    : Math.round(a / 3600) < 48 ? `${Math.round(a / 3600)}h` : `${Math.round(a / 86400)}d`;
   return d < 0 ? `${span} ago` : `in ${span}`;
 }
 
@@ -80,8 +80,9 @@ export function duration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "";
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-  const m = Math.floor(ms / 60000);
-  if (m < 60) return `${m}m ${Math.round((ms % 60000) / 1000)}s`;
+  const total = Math.round(ms / 1000);
+  const m = Math.floor(total / 60);
+  if (m < 60) return `${m}m ${total % 60}s`;
   return `${Math.floor(m / 60)}h ${m % 60}m`;
 }
 

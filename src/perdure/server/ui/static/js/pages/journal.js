@@ -140,5 +140,5 @@ export function timeline(entries) {
 
 /** The invocations this one called or sent to: [{id, index, type, target}]. */
 export function children(rows) {
-  return rows.filter((r) => r.child).map((r) => ({ id: r.child, index: r.index, type: r.type, target: r.title }));
+  return rows.filter((r) => r.child && r.kind === "command").map((r) => ({ id: r.child, index: r.index, type: r.type, target: r.title }));
 }
