@@ -21,7 +21,7 @@ async def greet(ctx: Context, name: str) -> dict[str, str]:
     return {"greeting": f"Hello, {name}!", "stamp": stamp}
 
 
-@greeter.handler()
+@greeter.handler(journal_retention=timedelta(hours=2))
 async def nap(ctx: Context, seconds: int) -> str:
     """Sleeps for a long time: blocked until cancelled."""
     await ctx.sleep(timedelta(seconds=seconds))

@@ -8,10 +8,12 @@ export function h(tag, attrs = {}, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
     else if (k === "style" && typeof v === "object") Object.assign(el.style, v);
+    else if (k === "value") continue; // a property, set once the children (options) exist
     else if (k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
   append(el, children);
+  if (attrs && attrs.value !== undefined && attrs.value !== null) el.value = attrs.value;
   return el;
 }
 

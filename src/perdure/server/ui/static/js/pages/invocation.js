@@ -89,7 +89,7 @@ export async function mount(root, [id]) {
 
   function deadlockBox(deadlock) {
     return h("div", { class: "deadlock" },
-      h("b", {}, "Deadlock. "), deadlock.description, h("div", { class: "cycle" },
+      h("b", {}, "Deadlock. "), deadlock.description.replace(/^deadlock:\s*/i, ""), h("div", { class: "cycle" },
         deadlock.cycle.map((cid, i) => [i ? " → " : "", cid === id ? h("b", { class: "mono" }, "this") : invLink(cid)]),
         " → ", deadlock.cycle[0] === id ? h("b", {}, "this") : invLink(deadlock.cycle[0])),
       h("div", { class: "muted" }, "Each waits on the next with a request-response call; cancel or kill one of them to break the cycle."));

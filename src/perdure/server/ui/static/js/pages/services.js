@@ -22,15 +22,22 @@ function retryText(p) {
   return parts.join(", ");
 }
 
-function options(service, handler) {
-  const pick = (name) => handler[name] ?? service[name];
-  return h("dl", { class: "options" },
-    OPTION_NAMES.filter(([n]) => pick(n) !== undefined).map(([n, label]) => [
-      h("dt", {}, label), h("dd", { class: handler[n] !== undefined ? "own" : "" }, pick(n))]),
-    h("dt", {}, "retry policy"),
-    h("dd", {}, retryText(handler.retry_policy?.max_attempts !== null && handler.retry_policy?.initial_interval ? handler.retry_policy : service.retry_policy)),
-    h("dt", {}, "lazy state"), h("dd", {}, String(handler.enable_lazy_state ?? service.enable_lazy_state ?? false)),
-    h("dt", {}, "public"), h("dd", {}, String(handler.public ?? service.public)));
+/** The service's options (its defaults for every handler). */
+function serviceOptions(service) {
+  return h("dl", { class: "options wide" },
+    OPTION_NAMES.filter(([n]) => service[n] !== undefined).map(([n, label]) => h("div", {}, h("dt", {}, label), h("dd", {}, service[n]))),
+    h("div", {}, h("dt", {}, "retry policy"), h("dd", {}, retryText(service.retry_policy))),
+    h("div", {}, h("dt", {}, "lazy state"), h("dd", {}, service.enable_lazy_state ? "on" : "off")),
+    h("div", {}, h("dt", {}, "ingress"), h("dd", {}, service.public ? "public" : "private")));
+}
+
+/** What a handler sets differently from its service. */
+function handlerOptions(handler) {
+  const own = OPTION_NAMES.filter(([n]) => handler[n] !== undefined).map(([n, label]) => [label, handler[n]]);
+  if (handler.retry_policy?.max_attempts !== null && handler.retry_policy?.initial_interval) own.push(["retry policy", retryText(handler.retry_policy)]);
+  if (handler.enable_lazy_state !== undefined) own.push(["lazy state", handler.enable_lazy_state ? "on" : "off"]);
+  if (!own.length) return null;
+  return h("dl", { class: "options" }, own.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
 function exampleFor(schema, depth = 0) {
@@ -61,7 +68,7 @@ function callForm(service, handler) {
     keyed ? h("label", {}, "key ", h("input", { name: "key", required: true, size: 16, placeholder: service.ty === "Workflow" ? "workflow id" : "object key" })) : null,
     h("label", {}, "idempotency key ", h("input", { name: "idempotency", size: 14, placeholder: "optional" })),
     h("label", {}, "delay ", h("input", { name: "delay", size: 6, placeholder: "e.g. 10s" })),
-    takesInput ? h("textarea", { name: "body", rows: 3, spellcheck: false, placeholder: "JSON input",
+    takesInput ? h("textarea", { name: "body", rows: 1, spellcheck: false, placeholder: "JSON input",
       value: example === null ? "" : JSON.stringify(example) }) : null,
     h("div", { class: "buttons" },
       h("button", { class: "primary", value: "call", type: "submit" }, "Call"),
@@ -112,16 +119,16 @@ function handlerCard(service, handler) {
   return h("div", { class: "handler", "data-handler": handler.name },
     h("div", { class: "handler-head" },
       h("b", { class: "mono" }, handler.name),
-      h("span", { class: "tag" }, handler.ty || "—"),
+      handler.ty ? h("span", { class: "tag" }, handler.ty) : null,
       handler.public === false ? h("span", { class: "tag muted" }, "private") : null,
       h("span", { class: "muted" }, `${handler.input_description} → ${handler.output_description}`),
       h("span", { class: "spacer" }),
       h("a", { href: `#/invocations?service=${encodeURIComponent(service.name)}&handler=${encodeURIComponent(handler.name)}` }, "invocations")),
     handler.documentation ? h("p", { class: "doc" }, handler.documentation) : null,
     h("div", { class: "handler-body" },
-      options(service, handler),
-      h("div", { class: "schemas" }, schemas.filter(([, s]) => s).map(([label, s]) =>
-        h("details", {}, h("summary", {}, `${label} schema`), h("pre", { class: "json" }, JSON.stringify(s, null, 2))))),
+      h("div", { class: "handler-side" }, handlerOptions(handler),
+        h("div", { class: "schemas" }, schemas.filter(([, s]) => s).map(([label, s]) =>
+        h("details", {}, h("summary", {}, `${label} schema`), h("pre", { class: "json" }, JSON.stringify(s, null, 2)))))),
       handler.public === false ? h("p", { class: "muted" }, "ingress-private: only other handlers can call it")
         : callForm(service, handler)));
 }
@@ -148,6 +155,7 @@ export async function mount(root, [selected]) {
           current.ty !== "Service" ? h("a", { href: `#/state?service=${encodeURIComponent(current.name)}` }, "state") : null,
           h("a", { href: `#/invocations?service=${encodeURIComponent(current.name)}` }, "invocations")),
         current.documentation ? h("p", { class: "doc" }, current.documentation) : null,
+        serviceOptions(current),
         current.handlers.map((hd) => handlerCard(current, hd)));
     } else clear(detail);
     renderDeployments(deps);

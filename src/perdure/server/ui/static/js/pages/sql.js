@@ -42,7 +42,7 @@ export async function mount(root) {
     }
     const columns = [];
     for (const r of rows) for (const c of Object.keys(r)) if (!columns.includes(c)) columns.push(c);
-    clear(out, h("div", { class: "muted small" }, rows.length ? "" : "No rows. ", `${rows.length} row${rows.length === 1 ? "" : "s"} in ${Math.round(performance.now() - started)} ms`),
+    clear(out, h("div", { class: "muted small" }, `${rows.length ? rows.length : "no"} row${rows.length === 1 ? "" : "s"} in ${Math.round(performance.now() - started)} ms`),
       h("div", { class: "scroll" }, h("table", { class: "grid results" },
         h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c)))),
         h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => {

@@ -18,7 +18,7 @@ export async function mount(root) {
   const { services } = await api("GET", "/services");
   const keyed = services.filter((s) => s.ty !== "Service").sort((a, b) => a.name.localeCompare(b.name));
 
-  const select = h("select", { name: "service", onchange: () => setRoute("/state", { service: select.value }) },
+  const select = h("select", { name: "service", class: "wide", onchange: () => setRoute("/state", { service: select.value }) },
     h("option", { value: "" }, "choose a service"), keyed.map((s) => h("option", { value: s.name }, `${s.name} (${s.ty})`)));
   select.value = service;
   const keyForm = h("form", { class: "filters", onsubmit: (e) => {
@@ -27,8 +27,8 @@ export async function mount(root) {
     if (data.open) setRoute("/state", { service, key: data.open });
     else setRoute("/state", { service, prefix: data.prefix });
   } }, select,
-  h("input", { name: "prefix", placeholder: "keys starting with", value: prefix, size: 16 }),
-  h("input", { name: "open", placeholder: "open key", size: 16 }),
+  h("input", { name: "prefix", class: "wide", placeholder: "keys starting with", value: prefix }),
+  h("input", { name: "open", class: "wide", placeholder: "open key" }),
   h("button", { class: "primary" }, "Go"));
   const keys = h("div", { class: "keys" });
   const entries = h("div", { class: "entries" });
