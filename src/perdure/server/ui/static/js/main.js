@@ -36,21 +36,27 @@ async function route() {
   }
 }
 
+// A refresh that takes long (a big store) makes the next one wait longer: polling never keeps
+// the server busy more than a third of the time.
 let refreshing = false;
+let nextRefresh = 0;
 async function tick() {
   if (!document.getElementById("live").checked || document.hidden || refreshing || !current?.refresh) return;
+  if (Date.now() < nextRefresh) return;
   refreshing = true;
+  const started = Date.now();
   try {
     await current.refresh();
   } catch (err) {
     console.warn("refresh failed", err);
   } finally {
     refreshing = false;
+    nextRefresh = started + Math.max(LIVE_MS, 3 * (Date.now() - started));
   }
 }
 
 window.addEventListener("hashchange", route);
-setInterval(tick, LIVE_MS);
+setInterval(tick, LIVE_MS / 4);
 route();
 version().then((v) => {
   document.getElementById("server").textContent = `perdure ${v.version}`;

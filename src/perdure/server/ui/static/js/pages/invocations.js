@@ -1,7 +1,7 @@
 // Invocations: filters, counts per status, a page of rows (LIMIT/OFFSET in the database), bulk
 // verbs on a selection, live refresh. Nothing here loads more than one page of rows.
 
-import { query, sqlString } from "../api.js";
+import { byId, query, sqlString } from "../api.js";
 import {
   clear, errorBox, firstLine, h, invLink, routeParams, setRoute, STATUSES, statusPill, timeCell, toast,
 } from "../dom.js";
@@ -26,7 +26,7 @@ function conditions(f, { withStatus = true } = {}) {
   if (f.service) where.push(`target_service_name = ${sqlString(f.service)}`);
   if (f.handler) where.push(`target_handler_name = ${sqlString(f.handler)}`);
   if (f.key) where.push(`target_service_key = ${sqlString(f.key)}`);
-  if (f.id) where.push(`id = ${sqlString(f.id.trim())}`);
+  if (f.id) where.push(byId(f.id.trim()));
   if (f.idempotency_key) where.push(`idempotency_key = ${sqlString(f.idempotency_key)}`);
   const from = f.from && isoFromLocal(f.from);
   const to = f.to && isoFromLocal(f.to);
