@@ -72,7 +72,10 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     # Attempts suspend after 1 s of waiting (not 1 min), so that sleeping invocations show as
     # suspended soon.
     args = ["--inactivity-timeout", "1s"]
-    with PerdureServer.start(tmp, args=args) as server, serve_asgi("tests.ui.services:app", tmp) as url:
+    with (
+        PerdureServer.start(tmp, args=args) as server,
+        serve_asgi("tests.ui.services:app", tmp) as url,
+    ):
         server.register(url)
         yield Deployed(server)
 

@@ -55,9 +55,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         args = ["--inactivity-timeout", "1s"]
-        with PerdureServer.start(tmp, args=args) as server, serve_asgi(
-            "tests.ui.services:app", tmp
-        ) as url:
+        with (
+            PerdureServer.start(tmp, args=args) as server,
+            serve_asgi("tests.ui.services:app", tmp) as url,
+        ):
             server.register(url)
             d = Deployed(server)
             ids = populate(d)

@@ -1,6 +1,6 @@
 """The services the web UI tests (and docs/ui.md's screenshots) run behind a real perdure server.
 
-    hypercorn tests.ui.services:app
+hypercorn tests.ui.services:app
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ def test_sql_console(deployed: Deployed, page: Any) -> None:
     page.goto(deployed.ui("#/sql"))
     page.click("ul.tables a:text('sys_service')")
     expect(page.locator("table.results")).to_contain_text("Greeter")
-    page.fill("textarea.sql", "SELECT COUNT(*) AS n FROM sys_invocation WHERE target_service_name = 'Counter'")
+    count = "SELECT COUNT(*) AS n FROM sys_invocation WHERE target_service_name = 'Counter'"
+    page.fill("textarea.sql", count)
     page.keyboard.press("Control+Enter")
     expect(page.locator("table.results th")).to_have_text("n")
     page.fill("textarea.sql", "DELETE FROM state")

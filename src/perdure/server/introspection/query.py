@@ -27,7 +27,6 @@ from perdure.server.storage.sqlite import sql_pk
 _BOOLEAN_COLUMNS = frozenset({"public", "completed"})
 
 
-
 def _ts(column: str) -> str:
     """A millisecond column as RFC 3339 (``2026-01-02T03:04:05.678Z``, as ``rfc3339``), in SQL:
     a Python function per row made sorting a million invocations by time take seconds."""
