@@ -230,8 +230,10 @@ def test_the_ui_is_served_with_its_assets_and_can_be_turned_off(deployed: Deploy
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
     index = httpx.get(deployed.admin + "/ui/")
     assert index.status_code == 200 and "text/html" in index.headers["content-type"]
-    for asset in re.findall(r'(?:src|href)="(/ui/[^"]+)"', index.text):
-        assert httpx.get(deployed.admin + asset).status_code == 200, asset
+    assets = re.findall(r'(?:src|href)="([^"#]+)"', index.text)
+    assert "js/main.js" in assets
+    for asset in assets:
+        assert httpx.get(f"{deployed.admin}/ui/{asset}").status_code == 200, asset
     assert httpx.get(deployed.admin + "/ui/nope.js").status_code == 404
     # The admin API is unchanged behind it.
     assert httpx.get(deployed.admin + "/health").status_code == 200

@@ -37,3 +37,25 @@ def test_perdure_server_no_ui(tmp_path: Path) -> None:
     with PerdureServer.start(tmp_path, args=["--no-ui"]) as server:
         assert httpx.get(server.admin + "/ui/").status_code == 404
         assert httpx.get(server.admin + "/").status_code == 404
+
+
+def test_register_and_remove_a_deployment_from_the_ui(tmp_path: Path, page: Any) -> None:
+    from tests.support.official import serve_asgi
+    from tests.support.perdure_server import PerdureServer
+
+    with (
+        PerdureServer.start(tmp_path) as server,
+        serve_asgi("tests.ui.services:app", tmp_path) as url,
+    ):
+        page.goto(f"{server.admin}/ui/#/services")
+        expect(page.locator(".svc-detail")).to_be_empty()
+        page.fill(".register input[name=uri]", url)
+        page.click(".register button")
+        expect(page.locator(".svc-list")).to_contain_text("Greeter")
+        expect(page.locator(".svc-list")).to_contain_text("Counter")
+        names = {s["name"] for s in httpx.get(server.admin + "/services").json()["services"]}
+        assert names == {"Greeter", "Counter"}
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.locator(".deployments button", has_text="remove").click()
+        expect(page.locator(".svc-list")).to_contain_text("No services yet")
+        assert httpx.get(server.admin + "/deployments").json()["deployments"] == []

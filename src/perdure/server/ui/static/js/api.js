@@ -48,6 +48,9 @@ async function messageOf(resp) {
   }
 }
 
+// The admin API's root: where /ui/ is served (also behind a proxy that adds a path prefix).
+const BASE = location.pathname.replace(/\/ui\/.*$/, "");
+
 /** One admin API request; the parsed JSON answer (null when empty). */
 export async function api(method, path, body) {
   for (;;) {
@@ -57,7 +60,7 @@ export async function api(method, path, body) {
       headers["content-type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const resp = await fetch(path, init);
+    const resp = await fetch(BASE + path, init);
     if (resp.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
       if ((await askToken()) !== null) continue;
