@@ -35,6 +35,11 @@ def test_find_an_invocation_and_read_its_timeline(deployed: Deployed, page: Any)
     expect(row).to_contain_text("Greeter/greet")
     expect(row).to_contain_text("completed")
     expect(page.locator(".counts")).to_contain_text("completed")
+    (total,) = deployed.query(
+        "SELECT COUNT(*) AS n FROM sys_invocation "
+        "WHERE target_service_name = 'Greeter' AND target_handler_name = 'greet'"
+    )
+    expect(page.locator(".count").first).to_have_text(f"all{total['n']}")
     row.locator("a").first.click()
 
     expect(page.locator(".inv-title h1")).to_have_text("Greeter/greet")
@@ -61,6 +66,12 @@ def test_find_an_invocation_and_read_its_timeline(deployed: Deployed, page: Any)
         f"SELECT index, appended_at FROM sys_journal WHERE id = '{invocation_id}' ORDER BY index"
     )
     assert entries.count() == len(journal)
+
+    # A time range in the future matches nothing; one around now finds it again.
+    page.goto(deployed.ui("#/invocations?service=Greeter&from=2999-01-01T00:00"))
+    expect(page.locator("table.invocations tbody")).to_contain_text("No invocations match.")
+    page.goto(deployed.ui("#/invocations?service=Greeter&from=2000-01-01T00:00&to=2999-01-01T00:00"))
+    expect(page.locator(f'tr[data-id="{invocation_id}"]')).to_be_visible()
 
 
 def test_cancel_a_blocked_invocation(deployed: Deployed, page: Any) -> None:

@@ -67,8 +67,8 @@ export async function mount(root) {
   statusSelect,
   input("id", "invocation id", { size: 22, class: "mono" }),
   input("idempotency_key", "idempotency key", { size: 14 }),
-  h("label", { class: "muted" }, "from ", input("from", "", { type: "datetime-local", step: 1 })),
-  h("label", { class: "muted" }, "to ", input("to", "", { type: "datetime-local", step: 1 })),
+  h("label", { class: "muted" }, "from ", input("from", "", { type: "datetime-local", title: "created at or after" })),
+  h("label", { class: "muted" }, "to ", input("to", "", { type: "datetime-local", title: "created at or before" })),
   h("button", { class: "primary", type: "submit" }, "Filter"),
   h("button", { type: "button", onclick: () => setRoute("/invocations", {}) }, "Reset"));
 
@@ -136,7 +136,7 @@ export async function mount(root) {
   }
 
   function renderCounts(byStatus) {
-    const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+    const total = Object.entries(byStatus).filter(([s]) => s !== "failed").reduce((a, [, n]) => a + n, 0);
     const chip = (status, label, n) => h("a", {
       class: `count${f.status === status ? " active" : ""}`,
       href: "#", onclick: (e) => { e.preventDefault(); setRoute("/invocations", { ...f, status, page: "" }); },
