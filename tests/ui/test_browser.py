@@ -70,7 +70,9 @@ def test_find_an_invocation_and_read_its_timeline(deployed: Deployed, page: Any)
     # A time range in the future matches nothing; one around now finds it again.
     page.goto(deployed.ui("#/invocations?service=Greeter&from=2999-01-01T00:00"))
     expect(page.locator("table.invocations tbody")).to_contain_text("No invocations match.")
-    page.goto(deployed.ui("#/invocations?service=Greeter&from=2000-01-01T00:00&to=2999-01-01T00:00"))
+    page.goto(
+        deployed.ui("#/invocations?service=Greeter&from=2000-01-01T00:00&to=2999-01-01T00:00")
+    )
     expect(page.locator(f'tr[data-id="{invocation_id}"]')).to_be_visible()
 
 
