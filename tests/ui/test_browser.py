@@ -84,6 +84,7 @@ def test_cancel_a_blocked_invocation(deployed: Deployed, page: Any) -> None:
     sleep_row = page.locator("table.timeline tr.command", has_text="Sleep")
     expect(sleep_row.locator(".span.sleep.open")).to_have_count(1)
     expect(sleep_row).to_contain_text("wakes in 1h")
+    expect(page.locator(".waiting")).to_contain_text("a sleep (#1) that wakes in 1h")
     page.click("button[data-verb=cancel]")
     row = deployed.wait_status(invocation_id, "completed")
     assert row["completion_result"] == "failure"
@@ -181,6 +182,11 @@ def test_call_tree_failure_and_deadlock(deployed: Deployed, page: Any) -> None:
     page.goto(deployed.ui(f"#/invocation/{stuck}"))
     expect(page.locator(".deadlock")).to_contain_text("Deadlock")
     expect(page.locator(".deadlock .cycle a")).to_have_count(1)
+    expect(page.locator(".waiting")).to_contain_text("the call #1 to Counter/loop/add (pending)")
+    # The call it waits for is queued behind it: its page says so.
+    page.locator(".waiting a").click()
+    expect(page.locator(".waiting")).to_contain_text("queued behind Counter/loop/recount")
+    page.goto(deployed.ui(f"#/invocation/{stuck}"))
     page.click("button[data-verb=kill]")
     deployed.wait_status(stuck, "completed")
 

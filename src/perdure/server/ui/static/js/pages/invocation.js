@@ -1,7 +1,7 @@
 // One invocation: header (target, status, deployment, retries, failure, next retry), deadlock
 // warning, actions, call tree, and the journal as a timeline with spans. Refreshes live.
 
-import { api, byId, byIds, query } from "../api.js";
+import { api, byId, byIds, query, sqlString } from "../api.js";
 import {
   clear, duration, errorBox, formatTime, h, invLink, parseTime, relative, statusPill, timeCell, toast,
 } from "../dom.js";
@@ -29,7 +29,14 @@ export async function mount(root, [id]) {
     const statuses = related.length
       ? await query(`SELECT id, target, status, completion_result FROM sys_invocation WHERE ${byIds(related)}`)
       : [];
-    return { inv, rows, kids, deadlock: described?.deadlock || null, entries: entries.length,
+    // A pending invocation waits for the key's lock: who holds it (only looked up when pending).
+    const holders = inv.status === "pending" && inv.target_service_key !== undefined
+      ? await query("SELECT id, target, status FROM sys_invocation WHERE " +
+        `target_service_name = ${sqlString(inv.target_service_name)} AND ` +
+        `target_service_key = ${sqlString(inv.target_service_key)} AND ` +
+        "status NOT IN ('pending', 'scheduled', 'completed') LIMIT 3")
+      : [];
+    return { inv, rows, kids, holders, deadlock: described?.deadlock || null, entries: entries.length,
       statuses: Object.fromEntries(statuses.map((s) => [s.id, s])) };
   }
 
@@ -41,7 +48,7 @@ export async function mount(root, [id]) {
         errorBox(new Error("Not found: it never existed, or it completed and its retention ended (then it was purged).")));
       return;
     }
-    clear(body, header(data), data.deadlock ? deadlockBox(data.deadlock) : null, failureBox(inv),
+    clear(body, header(data), data.deadlock ? deadlockBox(data.deadlock) : null, waitingBox(data), failureBox(inv),
       h("div", { class: "columns" },
         h("section", { class: "timeline-section" }, h("h2", {}, "Journal ", h("span", { class: "muted" }, `${data.entries} entries`)),
           timelineTable(inv, data.rows, data.entries)),
@@ -93,6 +100,44 @@ export async function mount(root, [id]) {
         deadlock.cycle.map((cid, i) => [i ? " → " : "", cid === id ? h("b", { class: "mono" }, "this") : invLink(cid)]),
         " → ", deadlock.cycle[0] === id ? h("b", {}, "this") : invLink(deadlock.cycle[0])),
       h("div", { class: "muted" }, "Each waits on the next with a request-response call; cancel or kill one of them to break the cycle."));
+  }
+
+  /** Why it has not finished: what it waits for, in words, with links. */
+  function waitingBox({ inv, rows, holders, statuses }) {
+    const reasons = [];
+    switch (inv.status) {
+      case "pending":
+        reasons.push(["queued behind ", holders.length
+          ? holders.map((hd, i) => [i ? ", " : "", invLink(hd.id, hd.target), ` (${hd.status})`])
+          : "the invocation holding the key", `, which holds ${inv.target_service_name}/${inv.target_service_key}`]);
+        break;
+      case "scheduled":
+        reasons.push(["scheduled to start ", relative(inv.scheduled_start_at), ` (${formatTime(inv.scheduled_start_at)})`]);
+        break;
+      case "backing-off":
+        reasons.push([`attempt ${(inv.retry_count || 0) + 1} failed; the next retry is `,
+          inv.next_retry_at ? relative(inv.next_retry_at) : "pending"]);
+        break;
+      case "paused":
+        reasons.push(["paused (retries exhausted or paused by hand): resume it to retry, or cancel or kill it"]);
+        break;
+      default:
+        break;
+    }
+    if (["suspended", "running", "ready"].includes(inv.status)) {
+      for (const r of rows) {
+        if (r.kind !== "command" || !r.span || r.span.to !== null) continue;
+        if (r.type === "Sleep") reasons.push([`a sleep (#${r.index}) that wakes `, relative(r.span.planned), ` (${formatTime(r.span.planned)})`]);
+        else if (r.type === "Call") {
+          const s = r.child && statuses[r.child];
+          reasons.push([`the call #${r.index} to `, r.child ? invLink(r.child, r.title) : r.title, s ? ` (${s.status})` : ""]);
+        } else reasons.push([`${r.type} #${r.index}`, r.title ? ` ${r.title}` : r.name ? ` ${r.name}` : ""]);
+      }
+      if (!reasons.length && inv.status === "suspended") reasons.push(["a signal: an awakeable, a promise or a cancellation"]);
+    }
+    if (!reasons.length) return null;
+    return h("div", { class: "waiting" }, h("b", {}, inv.status === "pending" || inv.status === "scheduled" || inv.status === "paused" || inv.status === "backing-off" ? "Why it waits: " : "Waiting for: "),
+      reasons.map((r, i) => [i ? "; " : "", r]));
   }
 
   function failureBox(inv) {
