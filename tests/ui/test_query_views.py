@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from perdure.protocol import InvocationId
-from perdure.server.introspection.query import _connect, _ts, rfc3339
+from perdure.server.introspection.query import _connect, _id_pk, _ts, rfc3339
 from perdure.server.storage import Store
-from perdure.server.storage.sqlite import sql_pk
 
 
 @pytest.mark.parametrize("ms", [0, 1, 999, 1_000, 1_767_225_599_999, 1_800_000_000_123])
@@ -30,8 +29,19 @@ def test_an_invocation_by_partition_key_and_id_is_a_key_lookup(tmp_path: Path) -
     db = _connect(str(path), frozenset())
     plan = db.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM sys_invocation "
-        f"WHERE partition_key = {sql_pk(invocation_id.partition_key)} AND id = '{invocation_id}'"
+        f"WHERE partition_key = {_id_pk(str(invocation_id))} AND id = '{invocation_id}'"
     ).fetchall()
     details = [row[3] for row in plan]
+    assert any("PRIMARY KEY" in d for d in details), details
     assert not [d for d in details if d.startswith("SCAN")], details
     db.close()
+
+
+def test_the_partition_key_of_an_id_is_the_stored_one() -> None:
+    from perdure.server.storage.sqlite import sql_pk
+
+    for _ in range(50):
+        invocation_id = InvocationId.new()
+        assert _id_pk(str(invocation_id)) == sql_pk(invocation_id.partition_key)
+    assert _id_pk("not-an-id") is None
+    assert _id_pk(None) is None

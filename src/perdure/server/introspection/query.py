@@ -21,7 +21,6 @@ from typing import Any
 
 from perdure.protocol import InvalidIdError, InvocationId
 from perdure.server.introspection import journal
-from perdure.server.storage.sqlite import sql_pk
 
 # Columns whose SQLite integers are booleans in Restate's schema.
 _BOOLEAN_COLUMNS = frozenset({"public", "completed"})
@@ -182,9 +181,10 @@ def _id_pk(text: str | None) -> int | None:
     if text is None:
         return None
     try:
-        return sql_pk(InvocationId.parse(text).partition_key)
+        key = InvocationId.parse(text).partition_key
     except InvalidIdError:
         return None
+    return key - (1 << 64) if key >= 1 << 63 else key  # stored as a signed 64-bit integer
 
 
 def _connect(db_path: str, live: frozenset[str]) -> sqlite3.Connection:

@@ -50,7 +50,7 @@ export async function mount(root, [id]) {
     }
     clear(body, header(data), data.deadlock ? deadlockBox(data.deadlock) : null, waitingBox(data), failureBox(inv),
       h("div", { class: "columns" },
-        h("section", { class: "timeline-section" }, h("h2", {}, "Journal ", h("span", { class: "muted" }, `${data.entries} entries`)),
+        h("section", { class: "timeline-section" }, h("h2", {}, "Journal ", h("span", { class: "muted" }, `${data.entries} ${data.entries === 1 ? "entry" : "entries"}`)),
           timelineTable(inv, data.rows, data.entries)),
         h("aside", {}, callTree(inv, data))));
     for (const d of body.querySelectorAll("details[data-key]")) if (openKeys.has(d.dataset.key)) d.open = true;
