@@ -144,6 +144,15 @@ def test_call_a_handler_from_the_form(deployed: Deployed, page: Any) -> None:
     )
     assert len(rows) == 1 and rows[0]["status"] == "completed"
     expect(result.locator("a")).to_have_text(rows[0]["id"])
+    # With a delay, the form sends: the invocation is scheduled.
+    nap = page.locator('.handler[data-handler="nap"]')
+    nap.locator("textarea").fill("5")
+    nap.locator("input[name=delay]").fill("1h")
+    nap.locator("button", has_text="Call").click()
+    expect(nap.locator(".call-result")).to_contain_text("Accepted")
+    scheduled = nap.locator(".call-result a").inner_text()
+    assert deployed.invocation(scheduled)["status"] == "scheduled"
+    httpx.patch(f"{deployed.admin}/invocations/{scheduled}/kill").raise_for_status()
     # The options (the service's, and what a handler sets itself) and the schemas are shown.
     expect(page.locator("dl.options.wide")).to_contain_text("retry policy")
     expect(page.locator('.handler[data-handler="nap"] dl.options')).to_contain_text(
