@@ -116,7 +116,8 @@ export async function mount(root) {
     } }, h("input", { name: "name", placeholder: "entry name", required: true, size: 14 }),
     h("input", { name: "value", placeholder: "value (JSON or text)", required: true, size: 30 }),
     h("button", {}, "Add entry"));
-    clear(entries, h("h2", {}, h("span", { class: "mono" }, `${service}/${key}`), " ", h("span", { class: "muted small" }, `version ${version}`)),
+    clear(entries, h("h2", {}, h("span", { class: "mono" }, `${service}/${key}`), " ", h("span", { class: "muted small" }, `version ${version}`),
+      h("a", { class: "small", href: `#/invocations?service=${encodeURIComponent(service)}&key=${encodeURIComponent(key)}` }, "invocations of this key")),
       table, add);
   }
 
