@@ -181,7 +181,6 @@ export async function mount(root) {
       h("button", { disabled: !more, onclick: () => goPage(page + 1) }, "older →"));
   }
 
-  if (!document.activeElement || document.activeElement === document.body) form.querySelector("input")?.blur();
   await refresh();
   return { refresh };
 }
