@@ -8,7 +8,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import perdure
-from perdure import Context, ObjectContext, ObjectSharedContext
+from perdure import (
+    Context,
+    ObjectContext,
+    ObjectSharedContext,
+    WorkflowContext,
+    WorkflowSharedContext,
+)
 
 greeter = perdure.Service("Greeter")
 
@@ -62,4 +68,21 @@ async def recount(ctx: ObjectContext) -> int:
     return await ctx.object(add, ctx.key()).request(1)
 
 
-app = perdure.app([greeter, counter])
+signup = perdure.Workflow("Signup")
+
+
+@signup.main()
+async def run(ctx: WorkflowContext, email: str) -> str:
+    """Waits for the confirmation code, then stores it."""
+    ctx.set("email", email)
+    code: str = await ctx.promise("code", type_hint=str).value()
+    ctx.set("confirmed", code)
+    return f"{email} confirmed"
+
+
+@signup.handler()
+async def confirm(ctx: WorkflowSharedContext, code: str) -> None:
+    await ctx.promise("code", type_hint=str).resolve(code)
+
+
+app = perdure.app([greeter, counter, signup])

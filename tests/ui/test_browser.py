@@ -130,6 +130,17 @@ def test_edit_a_state_entry_and_read_it_back_through_a_handler(
     assert deployed.call("Counter/edit-me/get").json() == 43
 
 
+def test_a_workflow_key_shows_its_state_and_promises(deployed: Deployed, page: Any) -> None:
+    run = deployed.send("Signup/ann@example.com/run", "ann@example.com")
+    assert deployed.call("Signup/ann@example.com/confirm", "c0de").status_code == 200
+    deployed.wait_status(run, "completed")
+    page.goto(deployed.ui("#/state?service=Signup"))
+    page.click("text=ann@example.com")
+    expect(page.locator('tr[data-entry="confirmed"] td.value')).to_have_text('"c0de"')
+    expect(page.locator(".promises")).to_contain_text("code")
+    expect(page.locator(".promises")).to_contain_text('"c0de"')
+
+
 def test_call_a_handler_from_the_form(deployed: Deployed, page: Any) -> None:
     page.goto(deployed.ui("#/services/Greeter"))
     card = page.locator('.handler[data-handler="greet"]')
@@ -195,6 +206,14 @@ def test_call_tree_failure_and_deadlock(deployed: Deployed, page: Any) -> None:
     # The call it waits for is queued behind it: its page says so.
     page.locator(".waiting a").click()
     expect(page.locator(".waiting")).to_contain_text("queued behind Counter/loop/recount")
+    # The state page of the key shows the call queued on it.
+    (queued,) = [
+        i
+        for i in httpx.get(f"{deployed.admin}/invocations/{stuck}").json()["deadlock"]["cycle"]
+        if i != stuck
+    ]
+    page.goto(deployed.ui("#/state?service=Counter&key=loop"))
+    expect(page.locator(".queue")).to_contain_text(queued)
     page.goto(deployed.ui(f"#/invocation/{stuck}"))
     page.click("button[data-verb=kill]")
     deployed.wait_status(stuck, "completed")

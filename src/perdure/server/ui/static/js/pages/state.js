@@ -3,7 +3,7 @@
 // version of what was read, so a concurrent change makes the server refuse it (409).
 
 import { api, query, sqlString } from "../api.js";
-import { clear, errorBox, h, routeParams, setRoute, toast } from "../dom.js";
+import { clear, errorBox, h, invLink, routeParams, setRoute, toast } from "../dom.js";
 import { decodeBytes, hexBytes, payload, stateVersion } from "../decode.js";
 
 const PAGE = 100;
@@ -17,6 +17,7 @@ export async function mount(root) {
   const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
   const { services } = await api("GET", "/services");
   const keyed = services.filter((s) => s.ty !== "Service").sort((a, b) => a.name.localeCompare(b.name));
+  const kind = keyed.find((s) => s.name === service)?.ty;
 
   const select = h("select", { name: "service", class: "wide", onchange: () => setRoute("/state", { service: select.value }) },
     h("option", { value: "" }, "choose a service"), keyed.map((s) => h("option", { value: s.name }, `${s.name} (${s.ty})`)));
@@ -116,9 +117,24 @@ export async function mount(root) {
     } }, h("input", { name: "name", placeholder: "entry name", required: true, size: 14 }),
     h("input", { name: "value", placeholder: "value (JSON or text)", required: true, size: 30 }),
     h("button", {}, "Add entry"));
+    const where = `service_name = ${sqlString(service)} AND service_key = ${sqlString(key)}`;
+    const [queue, promises] = await Promise.all([
+      query(`SELECT id FROM sys_inbox WHERE ${where} ORDER BY sequence_number LIMIT 20`),
+      kind === "Workflow"
+        ? query(`SELECT key, completion_success_value, completion_failure FROM sys_promise WHERE ${where} ORDER BY key LIMIT 200`)
+        : Promise.resolve([]),
+    ]);
+    const queueBox = queue.length ? h("div", { class: "queue" }, h("h3", {}, `Queued on this key (${queue.length}${queue.length === 20 ? "+" : ""})`),
+      h("ol", {}, queue.map((q) => h("li", {}, invLink(q.id))))) : null;
+    const promiseBox = kind === "Workflow" ? h("div", { class: "promises" }, h("h3", {}, "Promises"),
+      promises.length ? h("table", { class: "grid" }, h("thead", {}, h("tr", {}, h("th", {}, "promise"), h("th", {}, "value"))),
+        h("tbody", {}, promises.map((pr) => h("tr", {}, h("td", { class: "mono" }, pr.key),
+          h("td", {}, pr.completion_failure ? h("span", { class: "bad mono" }, pr.completion_failure)
+            : payload(decodeBytes(hexBytes(pr.completion_success_value || ""))))))))
+        : h("p", { class: "muted" }, "No completed promises.")) : null;
     clear(entries, h("h2", {}, h("span", { class: "mono" }, `${service}/${key}`), " ", h("span", { class: "muted small" }, `version ${version}`),
       h("a", { class: "small", href: `#/invocations?service=${encodeURIComponent(service)}&key=${encodeURIComponent(key)}` }, "invocations of this key")),
-      table, add);
+      table, add, queueBox, promiseBox);
   }
 
   try {
