@@ -54,7 +54,7 @@ def test_register_and_remove_a_deployment_from_the_ui(tmp_path: Path, page: Any)
         expect(page.locator(".svc-list")).to_contain_text("Greeter")
         expect(page.locator(".svc-list")).to_contain_text("Counter")
         names = {s["name"] for s in httpx.get(server.admin + "/services").json()["services"]}
-        assert names == {"Greeter", "Counter"}
+        assert names == {"Greeter", "Counter", "Signup"}
         page.on("dialog", lambda dialog: dialog.accept())
         page.locator(".deployments button", has_text="remove").click()
         expect(page.locator(".svc-list")).to_contain_text("No services yet")
