@@ -6,7 +6,6 @@ status codes, headers (``x-restate-id``, ``x-restate-error-source``) and JSON er
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -124,25 +123,6 @@ def input_error(handler: HandlerManifest, content_type: str | None, body: bytes)
     return f"expected content-type {spec.content_type or '*/*'!r}"
 
 
-def _cors_headers(origin: str) -> list[tuple[str, str]]:
-    """A browser page of another origin (the web UI on the admin port) may call handlers and read
-    the answer. No cookies are involved, so this grants nothing a script outside a browser lacks."""
-    return [
-        ("access-control-allow-origin", origin),
-        ("access-control-expose-headers", "x-restate-id, idempotency-expires, content-type"),
-        ("vary", "origin"),
-    ]
-
-
-def _cors_preflight(origin: str) -> list[tuple[str, str]]:
-    return [
-        *_cors_headers(origin),
-        ("access-control-allow-methods", "GET, POST, PUT, DELETE"),
-        ("access-control-allow-headers", "content-type, idempotency-key, authorization"),
-        ("access-control-max-age", "600"),
-    ]
-
-
 class Ingress:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -158,19 +138,11 @@ class Ingress:
         except BodyTooLarge:
             await write_response(send, error(413, "the request body is too large"))
             return
-        origin = request.header("origin")
-        if origin is not None and request.method == "OPTIONS":
-            await write_response(send, Response(204, b"", _cors_preflight(origin)))
-            return
         try:
             response = await self.handle(request)
         except Exception as exc:
             log.exception("ingress request %s %s failed", scope["method"], scope["path"])
             response = error(500, f"internal error: {exc}")
-        if origin is not None:
-            response = dataclasses.replace(
-                response, headers=[*response.headers, *_cors_headers(origin)]
-            )
         await write_response(send, response)
 
     # -- routing -------------------------------------------------------------------------------

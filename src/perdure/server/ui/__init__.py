@@ -4,6 +4,11 @@ The UI is hand-written HTML, CSS and JavaScript modules under ``static/`` (no bu
 fetched from the internet). It reads and acts only through the admin API (``/query``, the
 invocation verbs, state edits, deployments), so ``with_ui`` just puts the files in front of the
 admin app: every other request goes to the admin API unchanged.
+
+One route more: the UI's form calls a handler with ``POST /ui/ingress/<ingress path>``, which the
+admin port hands to the ingress in-process. The browser never calls the ingress port itself, so the
+ingress needs no CORS (it grants none), and the call is made with the admin's rights: it passes
+the admin API's access checks (token, origin, JSON content type) like every other UI request.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from perdure.server.invoker.local import ASGIApp
 
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/ui/"
+INGRESS = "/ui/ingress/"
+_FORWARDED = frozenset({b"content-type", b"content-length", b"accept", b"idempotency-key"})
 
 _TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -23,11 +30,10 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-# The page talks to the admin API (same origin) and, for the call form, to the ingress (another
-# port); it loads nothing else.
+# The page talks to the admin API (its own origin) and loads nothing else.
 _SECURITY = [
     ("content-security-policy",
-     "default-src 'self'; connect-src *; img-src 'self' data:; frame-ancestors 'none'"),
+     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
 ]  # fmt: skip
@@ -45,13 +51,17 @@ def load_assets(root: Path = STATIC) -> dict[str, tuple[bytes, str]]:
 
 
 class WithUI:
-    """An ASGI app: the UI's files, else the admin API."""
+    """An ASGI app: the UI's files and its ingress route, else the admin API."""
 
-    def __init__(self, admin: ASGIApp) -> None:
+    def __init__(self, admin: ASGIApp, ingress: ASGIApp) -> None:
         self.admin = admin
+        self.ingress = ingress
         self.assets = load_assets()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(INGRESS):
+            await self.ingress(_ingress_scope(scope), receive, send)
+            return
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path = scope["path"]
             if path in ("/", "/ui"):
@@ -77,6 +87,22 @@ async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[str,
     await send({"type": "http.response.body", "body": body})
 
 
-def with_ui(admin: ASGIApp, enabled: bool = True) -> ASGIApp:
+def _ingress_scope(scope: Scope) -> Scope:
+    """The request as the ingress sees it: its own path, and only the headers a call needs (an
+    empty body goes without a content type, as a handler without input wants it)."""
+    path = "/" + scope["path"][len(INGRESS) :]
+    raw = scope.get("raw_path") or scope["path"].encode()
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() in _FORWARDED]
+    if not any(k.lower() == b"content-length" and v.strip() not in (b"", b"0") for k, v in headers):
+        headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+    return {
+        **scope,
+        "path": path,
+        "raw_path": b"/" + raw.split(b"?", 1)[0][len(INGRESS) :],
+        "headers": headers,
+    }
+
+
+def with_ui(admin: ASGIApp, ingress: ASGIApp, enabled: bool = True) -> ASGIApp:
     """The admin app with the UI in front of it (or unchanged when the UI is turned off)."""
-    return WithUI(admin) if enabled else admin
+    return WithUI(admin, ingress) if enabled else admin

@@ -72,6 +72,22 @@ export async function api(method, path, body) {
   }
 }
 
+/**
+ * Call a handler: POST to the ingress path (``Greeter/greet``, ``Cart/ann/add/send?delay=1s``)
+ * through the admin port, which hands it to the ingress in-process. The raw Response.
+ */
+export async function callHandler(path, { body, idempotencyKey } = {}) {
+  for (;;) {
+    // The admin API takes writes only as JSON; an empty body reaches the handler without one.
+    const headers = { "content-type": "application/json", ...authHeaders() };
+    if (idempotencyKey) headers["idempotency-key"] = idempotencyKey;
+    const resp = await fetch(`${BASE}/ui/ingress/${path}`, { method: "POST", headers, body: body ?? "" });
+    if (resp.status !== 401) return resp;
+    sessionStorage.removeItem(TOKEN_KEY);
+    if ((await askToken()) === null) return resp;
+  }
+}
+
 /** Rows of a /query statement. */
 export async function query(sql) {
   const answer = await api("POST", "/query", { query: sql });

@@ -1,7 +1,7 @@
 // Services and deployments: each service's handlers with type and options, input/output JSON
 // schemas, a form that calls a handler through the ingress, and deployment register/remove.
 
-import { api, version } from "../api.js";
+import { api, callHandler } from "../api.js";
 import { clear, errorBox, h, invLink, timeCell, toast } from "../dom.js";
 import { decodeBytes, payload } from "../decode.js";
 
@@ -77,29 +77,25 @@ function callForm(service, handler) {
 
   async function submit(mode) {
     const data = Object.fromEntries(new FormData(form));
-    const ingress = (await version()).ingress_endpoint.replace(/\/$/, "");
     const parts = [service.name, ...(keyed ? [data.key] : []), handler.name].map(encodeURIComponent);
     const send = mode === "send" || data.delay;
-    let url = `${ingress}/${parts.join("/")}${send ? "/send" : ""}`;
-    if (data.delay) url += `?delay=${encodeURIComponent(data.delay)}`;
-    const headers = {};
-    if (data.idempotency) headers["idempotency-key"] = data.idempotency;
-    const init = { method: "POST", headers };
+    let path = `${parts.join("/")}${send ? "/send" : ""}`;
+    if (data.delay) path += `?delay=${encodeURIComponent(data.delay)}`;
+    let body;
     if (takesInput && data.body?.trim()) {
       try { JSON.parse(data.body); } catch (err) {
         clear(result, errorBox(new Error(`the input is not JSON: ${err.message}`)));
         return;
       }
-      headers["content-type"] = "application/json";
-      init.body = data.body;
+      body = data.body;
     }
     clear(result, h("span", { class: "muted" }, send ? "sending…" : "calling… (waits for the result)"));
     const started = performance.now();
     let resp;
     try {
-      resp = await fetch(url, init);
+      resp = await callHandler(path, { body, idempotencyKey: data.idempotency });
     } catch (err) {
-      clear(result, errorBox(new Error(`cannot reach the ingress at ${ingress}: ${err.message}`)));
+      clear(result, errorBox(new Error(`the call failed: ${err.message}`)));
       return;
     }
     const bytes = new Uint8Array(await resp.arrayBuffer());
