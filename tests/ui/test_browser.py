@@ -249,29 +249,6 @@ def test_sql_console(deployed: Deployed, page: Any) -> None:
     expect(page.locator(".error-box")).to_contain_text("invalid query")
 
 
-def test_the_token_prompt_when_the_admin_api_asks_for_one(deployed: Deployed, page: Any) -> None:
-    """With auth on, the admin API answers 401 without the token; the UI asks for it once and
-    sends it as a bearer token from then on (simulated here in front of the real API)."""
-    seen: list[str | None] = []
-
-    def guard(route: Any) -> None:
-        auth = route.request.headers.get("authorization")
-        seen.append(auth)
-        if auth != "Bearer s3cret":
-            route.fulfill(status=401, content_type="application/json",
-                          body='{"message": "missing or wrong bearer token"}')  # fmt: skip
-        else:
-            route.continue_()
-
-    page.route("**/query", guard)
-    page.goto(deployed.ui("#/sql"))
-    page.fill("#token-input", "s3cret")
-    page.click("#token-dialog button[value=ok]")
-    expect(page.locator(".sql-out")).to_contain_text(re.compile(r"(\d+|no) rows? in"))
-    assert "Bearer s3cret" in seen
-    assert page.evaluate("sessionStorage.getItem('perdure.adminToken')") == "s3cret"
-
-
 def test_the_ui_is_served_with_its_assets_and_can_be_turned_off(deployed: Deployed) -> None:
     root = httpx.get(deployed.admin + "/")
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
