@@ -164,6 +164,14 @@ def test_call_a_handler_from_the_form(deployed: Deployed, page: Any) -> None:
     scheduled = nap.locator(".call-result a").inner_text()
     assert deployed.invocation(scheduled)["status"] == "scheduled"
     httpx.patch(f"{deployed.admin}/invocations/{scheduled}/kill").raise_for_status()
+    # A handler without input, on an object key: no body, no content type reaches it.
+    page.goto(deployed.ui("#/services/Counter"))
+    get = page.locator('.handler[data-handler="get"]')
+    get.locator("input[name=key]").fill("form-get")
+    get.locator("button", has_text="Call").click()
+    expect(get.locator(".call-result")).to_contain_text("200")
+    expect(get.locator(".call-result .output")).to_have_text("0")
+    page.goto(deployed.ui("#/services/Greeter"))
     # The options (the service's, and what a handler sets itself) and the schemas are shown.
     expect(page.locator("dl.options.wide")).to_contain_text("retry policy")
     expect(page.locator('.handler[data-handler="nap"] dl.options')).to_contain_text(

@@ -41,7 +41,7 @@ export function payload(decoded, { open = false } = {}) {
   if (!decoded || decoded.kind === "empty") return h("span", { class: "muted" }, "(empty)");
   if (decoded.kind === "json") {
     const compact = decoded.text;
-    if (compact.length <= 80 && !open) return h("code", { class: "json" }, compact);
+    if (compact.length <= 80) return h("code", { class: "json" }, compact);
     return h("details", { class: "payload", open },
       h("summary", {}, h("code", { class: "json" }, compact.length > 80 ? `${compact.slice(0, 79)}…` : compact)),
       h("pre", { class: "json" }, JSON.stringify(decoded.value, null, 2)));
