@@ -195,7 +195,11 @@ def test_call_tree_failure_and_deadlock(deployed: Deployed, page: Any) -> None:
 
     flaky = deployed.send("Greeter/flaky", "engine")
     wait_until(lambda: deployed.invocation(flaky).get("retry_count", 0) >= 1, "a failed attempt")
-    page.goto(deployed.ui(f"#/invocation/{flaky}"))
+    # The list's "failing" chip finds it.
+    page.goto(deployed.ui("#/invocations"))
+    page.locator(".count.attention").click()
+    expect(page.locator(f'tr[data-id="{flaky}"]')).to_contain_text("backing-off")
+    page.locator(f'tr[data-id="{flaky}"] a').click()
     box = page.locator(".failure-box")
     expect(box).to_contain_text("the engine is broken")
     expect(box.locator("pre")).to_contain_text("RuntimeError")

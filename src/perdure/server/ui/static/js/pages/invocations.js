@@ -35,6 +35,7 @@ function conditions(f, { withStatus = true } = {}) {
   if (withStatus && f.status) {
     if (f.status === "failed") where.push("status = 'completed' AND completion_result = 'failure'");
     else if (f.status === "active") where.push("status != 'completed'");
+    else if (f.status === "failing") where.push("status IN ('backing-off', 'paused')");
     else where.push(`status = ${sqlString(f.status)}`);
   }
   return where.length ? ` WHERE ${where.join(" AND ")}` : "";
@@ -53,6 +54,7 @@ export async function mount(root) {
   const statusSelect = h("select", { name: "status" },
     h("option", { value: "" }, "any status"),
     h("option", { value: "active" }, "not completed"),
+    h("option", { value: "failing" }, "failing: backing-off or paused"),
     STATUSES.map((s) => h("option", { value: s }, s)),
     h("option", { value: "failed" }, "completed: failed"));
   statusSelect.value = f.status;
@@ -142,7 +144,13 @@ export async function mount(root) {
       href: "#", onclick: (e) => { e.preventDefault(); setRoute("/invocations", { ...f, status, page: "" }); },
     }, status ? statusPill(status === "failed" ? "completed" : status, status === "failed" ? "failure" : "") : label,
     h("b", {}, n.toLocaleString()));
+    const failing = (byStatus["backing-off"] || 0) + (byStatus.paused || 0);
     clear(counts, chip("", "all", total),
+      failing ? h("a", {
+        class: `count attention${f.status === "failing" ? " active" : ""}`, href: "#",
+        title: "invocations whose attempts fail: backing off before a retry, or paused",
+        onclick: (e) => { e.preventDefault(); setRoute("/invocations", { ...f, status: "failing", page: "" }); },
+      }, "failing", h("b", {}, failing.toLocaleString())) : null,
       STATUSES.filter((s) => byStatus[s]).map((s) => chip(s, s, byStatus[s])),
       byStatus.failed ? chip("failed", "failed", byStatus.failed) : null);
     return total;
@@ -169,9 +177,11 @@ export async function mount(root) {
       byStatus[c.status] = (byStatus[c.status] || 0) + c.n;
       if (c.status === "completed" && c.completion_result === "failure") byStatus.failed = (byStatus.failed || 0) + c.n;
     }
+    const failing = (byStatus["backing-off"] || 0) + (byStatus.paused || 0);
     renderCounts(byStatus);
     const matching = !f.status ? Object.values(byStatus).reduce((a, b) => a + b, 0) - (byStatus.failed || 0)
       : f.status === "active" ? Object.entries(byStatus).filter(([s]) => s !== "completed" && s !== "failed").reduce((a, [, n]) => a + n, 0)
+        : f.status === "failing" ? failing
         : byStatus[f.status] || 0;
     renderRows();
     const first = rows.length ? page * PAGE + 1 : 0;
