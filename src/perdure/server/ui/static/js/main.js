@@ -23,6 +23,8 @@ async function route() {
     const active = a.dataset.page === page || (page === "invocation" && a.dataset.page === "invocations");
     a.classList.toggle("active", active);
   });
+  const titles = { invocations: "Invocations", invocation: rest[0] || "Invocation", services: "Services", state: "State", sql: "SQL" };
+  document.title = `${titles[page]} · perdure`;
   const seq = ++routeSeq;
   current?.unmount?.();
   current = null;
