@@ -88,8 +88,10 @@ def require_chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module (Playwright's sync API holds an event loop in this thread
+    while it runs, which async tests elsewhere must not meet)."""
     require_chromium()
     from playwright.sync_api import expect, sync_playwright
 

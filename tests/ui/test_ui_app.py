@@ -4,10 +4,11 @@ the route that hands the call form's requests to the ingress."""
 from __future__ import annotations
 
 import ast
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import pytest
 
 from perdure.server.ui import _ingress_scope, load_assets, with_ui
 
@@ -33,8 +34,13 @@ def test_the_assets_are_in_the_package() -> None:
     assert assets["/ui/js/main.js"][1].startswith("text/javascript")
 
 
-@pytest.mark.asyncio
-async def test_routes() -> None:
+def test_routes() -> None:
+    # In a thread of its own: the browser tests' Playwright keeps an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _routes()).result()
+
+
+async def _routes() -> None:
     app = with_ui(admin, ingress)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ui") as http:
