@@ -380,7 +380,7 @@ class Ingress:
         engine = self.engine
         invocation_id = invocation_id_of(target)
         await engine.durable()
-        inv = engine.core.get(invocation_id)
+        inv = engine.invocation(invocation_id)
         if inv is None:
             if mode == "attach":
                 return error(

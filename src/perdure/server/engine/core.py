@@ -1,7 +1,7 @@
 """The engine's transitions: (stored state, event) -> (writes, effects).
 
-``Core`` owns no I/O. Each public method is one event; it reads and writes through the ``Store``
-(inside the transaction the driver keeps open) and queues ``Effect``s that the driver releases
+``Core`` owns no I/O. Each public method is one event; it reads and writes through ``Storage``
+(inside the batch the driver keeps open) and queues ``Effect``s that the driver releases
 after the group commit. Time comes from the injected ``now`` function.
 
 Events: an invocation is requested (ingress, or a Call/OneWayCall command); an attempt sends a
@@ -48,7 +48,7 @@ from perdure.server.records import (
     TimerKind,
 )
 from perdure.server.registry import Registry
-from perdure.server.storage import Store
+from perdure.server.storage import Storage
 
 T = MessageType
 PROTOCOL_VIOLATION = 571
@@ -98,7 +98,7 @@ class InvokeOutcome:
 
 
 class Core:
-    def __init__(self, store: Store, registry: Registry, now: Callable[[], int]) -> None:
+    def __init__(self, store: Storage, registry: Registry, now: Callable[[], int]) -> None:
         self.store = store
         self.registry = registry
         self.now = now

@@ -1,10 +1,13 @@
 """The engine's driver: runs ``Core`` transitions on the event loop, commits them as a group,
 then releases their effects; fires durable timers; holds the ingress requests waiting for results.
 
-Every transition runs inside one SQLite transaction that stays open while events keep coming in
-the same loop iteration (each event in its own savepoint, so a failing event leaves no trace).
-A flush scheduled with ``call_soon`` commits the whole group once and only then dispatches the
+Every transition runs inside one storage batch that stays open while events keep coming in the
+same loop iteration (each event undone on its own if it fails, so a failing event leaves no trace).
+A flush scheduled with ``call_soon`` commits the whole batch once and only then dispatches the
 effects, so nothing visible ever depends on an uncommitted write.
+
+The engine is the only owner of its ``Storage``: everything else reads through its query methods
+(``invocation``, ``journal``, ``state``, ``query``...) and writes through transitions (``run``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from perdure.protocol import Frame, InvocationId
 from perdure.server.engine.core import Core
+from perdure.server.engine.deadlock import WaitGraph, find_cycle
 from perdure.server.engine.effects import (
     AbortAttempt,
+    AttemptStart,
     Completed,
     DeadlockDetected,
     Effect,
@@ -28,9 +33,9 @@ from perdure.server.engine.effects import (
     StartAttempt,
     TimerSet,
 )
-from perdure.server.records import Result
+from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
-from perdure.server.storage import Store
+from perdure.server.storage import Storage
 
 R = TypeVar("R")
 log = logging.getLogger("perdure.server.engine")
@@ -57,7 +62,7 @@ class SystemClock:
 class AttemptRunner(Protocol):
     """What the engine needs from the invoker."""
 
-    def start(self, invocation_id: InvocationId) -> None: ...
+    def start(self, start: AttemptStart) -> None: ...
     def forward(self, invocation_id: InvocationId, frame: Frame) -> None: ...
     def abort(self, invocation_id: InvocationId) -> None: ...
 
@@ -67,9 +72,10 @@ Waited = tuple[Result, int | None]
 
 
 class Engine:
-    def __init__(self, store: Store, registry: Registry, clock: Clock | None = None) -> None:
-        self.store = store
+    def __init__(self, store: Storage, registry: Registry, clock: Clock | None = None) -> None:
+        self._store = store
         self.registry = registry
+        registry.load(store.list_deployments(), store.list_services())
         self.clock = clock or SystemClock()
         self.core = Core(store, registry, self.clock.now_ms)
         self.invoker: AttemptRunner | None = None
@@ -79,7 +85,6 @@ class Engine:
         self._waiters: dict[InvocationId, list[asyncio.Future[Waited]]] = {}
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
-        self._savepoints = 0
         self._stepped = isinstance(self.clock, SteppedClock)
         if isinstance(self.clock, SteppedClock):
             self.clock.subscribe(self._timer_wake.set)
@@ -88,19 +93,15 @@ class Engine:
 
     def run(self, transition: Callable[[Core], R]) -> R:
         """Apply one event now; its effects wait for the next group commit."""
-        self.store.begin()
-        self._savepoints += 1
-        name = f"ev{self._savepoints}"
-        self.store.db.execute(f"SAVEPOINT {name}")
+        self._store.begin_event()
         try:
             result = transition(self.core)
         except BaseException:
-            self.store.db.execute(f"ROLLBACK TO {name}")
-            self.store.db.execute(f"RELEASE {name}")
+            self._store.end_event(keep=False)
             self.core.take_effects()
             self._schedule_flush()
             raise
-        self.store.db.execute(f"RELEASE {name}")
+        self._store.end_event(keep=True)
         self._pending.extend(self.core.take_effects())
         self._schedule_flush()
         return result
@@ -108,7 +109,7 @@ class Engine:
     def durable(self) -> asyncio.Future[None]:
         """Resolves once everything applied so far is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self.store.in_transaction and not self._pending:
+        if not self._store.in_batch and not self._pending:
             future.set_result(None)
         else:
             self._durable.append(future)
@@ -125,9 +126,7 @@ class Engine:
     @property
     def idle(self) -> bool:
         """Nothing applied and not yet committed, no effect waiting to be released."""
-        return not (
-            self.store.in_transaction or self._pending or self._durable or self._flush_scheduled
-        )
+        return not (self._store.in_batch or self._pending or self._durable or self._flush_scheduled)
 
     def waiting_requests(self) -> int:
         """How many ``wait_for`` futures (ingress requests waiting for a result) are open."""
@@ -140,10 +139,11 @@ class Engine:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self.store.commit()
-        self._savepoints = 0
-        effects, self._pending = self._pending, []
+        self._store.commit()
+        effects = self._with_attempt_starts(self._pending)
+        self._pending = []
         durable, self._durable = self._durable, []
+        self._store.sync()
         for effect in effects:
             try:
                 self._dispatch(effect)
@@ -153,11 +153,39 @@ class Engine:
             if not future.done():
                 future.set_result(None)
 
-    def _dispatch(self, effect: Effect) -> None:
+    def _with_attempt_starts(self, effects: list[Effect]) -> list[Effect | AttemptStart]:
+        """The effects, each StartAttempt read into the AttemptStart it asks for (None: the
+        invocation no longer runs). Called right after the commit, before any other event."""
+        starts: dict[InvocationId, AttemptStart | None] = {}
+        out: list[Effect | AttemptStart] = []
+        for effect in effects:
+            if isinstance(effect, StartAttempt):
+                if effect.invocation_id not in starts:
+                    starts[effect.invocation_id] = self._attempt_start(effect.invocation_id)
+                start = starts[effect.invocation_id]
+                if start is not None:
+                    out.append(start)
+            else:
+                out.append(effect)
+        return out
+
+    def _attempt_start(self, invocation_id: InvocationId) -> AttemptStart | None:
+        store = self._store
+        inv = store.get_invocation(invocation_id)
+        if inv is None or inv.status is not Status.INVOKED:
+            return None
+        service = self.registry.service(inv.service)
+        lazy = service is None or service.lazy_state(service.handler(inv.handler))
+        eager = inv.keyed and not lazy
+        state = store.get_state(inv.service, inv.key) if eager else []
+        journal = store.read_journal(invocation_id)
+        return AttemptStart(inv, tuple(journal), tuple(state), partial_state=not eager)
+
+    def _dispatch(self, effect: Effect | AttemptStart) -> None:
         match effect:
-            case StartAttempt(invocation_id):
+            case AttemptStart():
                 if self.invoker is not None:
-                    self.invoker.start(invocation_id)
+                    self.invoker.start(effect)
             case Forward(invocation_id, frame):
                 if self.invoker is not None:
                     self.invoker.forward(invocation_id, frame)
@@ -187,10 +215,48 @@ class Engine:
                 await self._timer_task
         self._flush()
 
+    def close(self) -> None:
+        """Close the store (after ``stop``)."""
+        self._store.close()
+
+    # -- queries (what the APIs, the harness and dev mode may read) ------------------------------
+    # They read what is applied, which may not be durable yet: an answer built from them waits
+    # for ``durable()`` first.
+
+    def invocation(self, invocation_id: InvocationId) -> Invocation | None:
+        return self._store.get_invocation(invocation_id)
+
+    def invocations(self, limit: int = 1000, status: str | None = None) -> list[Invocation]:
+        """The newest ``limit`` invocations (with ``status`` only, when given)."""
+        return self._store.list_invocations(limit, status)
+
+    def invocations_with_status(self, *statuses: Status) -> list[Invocation]:
+        return self._store.invocations_with_status(*statuses)
+
+    def journal(self, invocation_id: InvocationId) -> list[Frame]:
+        return self._store.read_journal(invocation_id)
+
+    def state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
+        return self._store.get_state(service, key)
+
+    def next_timer_at(self, kinds: Iterable[TimerKind] | None = None) -> int | None:
+        return self._store.next_timer_at(kinds)
+
+    def deadlock(self, invocation_id: InvocationId) -> list[Invocation] | None:
+        """The wait-for cycle through this invocation (see ``deadlock``), if any."""
+        return find_cycle(invocation_id, WaitGraph(self._store))
+
+    def query(
+        self, sql: str, *, live: Iterable[str] = (), timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """``POST /query``: one read-only statement over Restate's system tables. Blocking and
+        thread-safe (it reads a snapshot of its own): run it in a worker thread."""
+        return self._store.query(sql, live=live, timeout=timeout)
+
     async def _timers(self) -> None:
         while True:
             now = self.clock.now_ms()
-            next_at = self.store.next_timer_at()
+            next_at = self._store.next_timer_at()
             if next_at is not None and next_at <= now:
                 try:
                     self.run(functools.partial(Core.fire_timers, now=now))
