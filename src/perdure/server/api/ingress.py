@@ -36,7 +36,7 @@ from perdure.server.api.targets import (
     parse_invocation_id,
     parse_target_body,
 )
-from perdure.server.engine.core import InvokeRequest
+from perdure.server.engine.requests import InvokeRequest
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
 
