@@ -1,10 +1,23 @@
-"""The engine's driver: runs ``Core`` transitions on the event loop, commits them as a group,
-then releases their effects; fires durable timers; holds the ingress requests waiting for results.
+"""The engine's driver: runs ``Core`` transitions on the event loop, commits them in batches
+through a pipeline, then releases their effects; fires durable timers; holds the ingress requests
+waiting for results.
 
 Every transition runs inside one storage batch that stays open while events keep coming in the
 same loop iteration (each event undone on its own if it fails, so a failing event leaves no trace).
-A flush scheduled with ``call_soon`` commits the whole batch once and only then dispatches the
-effects, so nothing visible ever depends on an uncommitted write.
+A flush scheduled with ``call_soon`` commits the batch (cheap: no fsync) and reads what the
+attempts it starts will replay. The batch then waits for durability in the commit pipeline:
+
+* the writer thread makes committed batches durable (``Storage.sync``: the fsync), one sync at a
+  time, each covering every batch committed before it began (group commit); fsync never runs on
+  the event loop;
+* meanwhile the loop applies and commits the next batches. They read the same connection, after
+  the previous batch's commit, so they see its writes whether or not they are durable yet;
+* a batch's effects (answers, messages to the SDK, started attempts, timers) and its ``durable()``
+  futures are released only after a sync that covers it, and batches are released in commit
+  order. So nothing leaves the engine before it is durable, and nothing from batch N+1 leaves
+  before batch N's effects.
+
+With a store that does not sync (``synchronous=OFF``, tests) a batch is released at its commit.
 
 The engine is the only owner of its ``Storage``: everything else reads through its query methods
 (``invocation``, ``journal``, ``state``, ``query``...) and writes through transitions (``run``).
@@ -18,6 +31,8 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from perdure.protocol import Frame, InvocationId
@@ -70,6 +85,17 @@ class AttemptRunner(Protocol):
 Waited = tuple[Result, int | None]
 """An invocation's result and when it expires (for the idempotency-expires header)."""
 
+SYNC_RETRY_DELAY = 0.5
+"""Seconds before a failed sync (fsync error) is tried again; its batches wait meanwhile."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A committed batch waiting in the pipeline: what it releases once durable."""
+
+    effects: list[Effect | AttemptStart]
+    durable: list[asyncio.Future[None]] = field(default_factory=list)
+
 
 class Engine:
     def __init__(self, store: Storage, registry: Registry, clock: Clock | None = None) -> None:
@@ -82,9 +108,14 @@ class Engine:
         self._pending: list[Effect] = []
         self._durable: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
+        self._committed: list[_Batch] = []  # committed, waiting for the next sync
+        self._syncing: list[_Batch] = []  # covered by the sync in flight
+        self._sync: asyncio.Future[None] | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-writer")
         self._waiters: dict[InvocationId, list[asyncio.Future[Waited]]] = {}
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._stepped = isinstance(self.clock, SteppedClock)
         if isinstance(self.clock, SteppedClock):
             self.clock.subscribe(self._timer_wake.set)
@@ -107,13 +138,17 @@ class Engine:
         return result
 
     def durable(self) -> asyncio.Future[None]:
-        """Resolves once everything applied so far is committed."""
+        """Resolves once everything applied so far is durable (and its effects released)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._store.in_batch and not self._pending:
-            future.set_result(None)
-        else:
+        if self._store.in_batch or self._pending or self._flush_scheduled:
             self._durable.append(future)
             self._schedule_flush()
+        elif self._committed:
+            self._committed[-1].durable.append(future)
+        elif self._syncing:
+            self._syncing[-1].durable.append(future)
+        else:
+            future.set_result(None)
         return future
 
     def wait_for(self, invocation_id: InvocationId) -> asyncio.Future[Waited]:
@@ -125,8 +160,15 @@ class Engine:
 
     @property
     def idle(self) -> bool:
-        """Nothing applied and not yet committed, no effect waiting to be released."""
-        return not (self._store.in_batch or self._pending or self._durable or self._flush_scheduled)
+        """Nothing applied and not yet durable, no effect waiting to be released."""
+        return not (
+            self._store.in_batch
+            or self._pending
+            or self._durable
+            or self._flush_scheduled
+            or self._committed
+            or self._syncing
+        )
 
     def waiting_requests(self) -> int:
         """How many ``wait_for`` futures (ingress requests waiting for a result) are open."""
@@ -138,18 +180,48 @@ class Engine:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        """Commit the open batch and queue it for the writer thread's next sync."""
         self._flush_scheduled = False
-        self._store.commit()
-        effects = self._with_attempt_starts(self._pending)
-        self._pending = []
-        durable, self._durable = self._durable, []
-        self._store.sync()
-        for effect in effects:
+        committed = self._store.commit()
+        batch = _Batch(self._with_attempt_starts(self._pending), self._durable)
+        self._pending, self._durable = [], []
+        if not committed and not batch.effects and not batch.durable:
+            return
+        if not self._store.needs_sync and not self._committed and not self._syncing:
+            self._release(batch)
+            return
+        self._committed.append(batch)
+        self._start_sync()
+
+    def _start_sync(self) -> None:
+        if self._sync is not None or not self._committed:
+            return
+        self._syncing, self._committed = self._committed, []
+        loop = asyncio.get_running_loop()
+        self._sync = loop.run_in_executor(self._writer, self._store.sync)
+        self._sync.add_done_callback(self._synced)
+
+    def _synced(self, sync: asyncio.Future[None]) -> None:
+        self._sync = None
+        failure = None if sync.cancelled() else sync.exception()
+        if sync.cancelled() or failure is not None:
+            log.error("making committed batches durable failed; retrying", exc_info=failure)
+            self._committed[:0] = self._syncing  # keep the order: the oldest first
+            self._syncing = []
+            asyncio.get_running_loop().call_later(SYNC_RETRY_DELAY, self._start_sync)
+            return
+        batches, self._syncing = self._syncing, []
+        for batch in batches:
+            self._release(batch)
+        self._start_sync()
+
+    def _release(self, batch: _Batch) -> None:
+        for effect in batch.effects:
             try:
                 self._dispatch(effect)
             except Exception:
                 log.exception("dispatching %s failed", effect)
-        for future in durable:
+        for future in batch.durable:
             if not future.done():
                 future.set_result(None)
 
@@ -209,14 +281,20 @@ class Engine:
         self._timer_task = asyncio.get_running_loop().create_task(self._timers())
 
     async def stop(self) -> None:
+        """Stop firing timers; commit what is applied and wait until it is durable."""
+        self._stopping = True  # asyncio.wait_for (3.11) may swallow a cancel racing a wake-up
+        self._timer_wake.set()
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
         self._flush()
+        while self._sync is not None or self._committed:
+            await self.durable()
 
     def close(self) -> None:
-        """Close the store (after ``stop``)."""
+        """Stop the writer thread and close the store (after ``stop``)."""
+        self._writer.shutdown(wait=True)
         self._store.close()
 
     # -- queries (what the APIs, the harness and dev mode may read) ------------------------------
@@ -254,7 +332,7 @@ class Engine:
         return self._store.query(sql, live=live, timeout=timeout)
 
     async def _timers(self) -> None:
-        while True:
+        while not self._stopping:
             now = self.clock.now_ms()
             next_at = self._store.next_timer_at()
             if next_at is not None and next_at <= now:

@@ -45,6 +45,12 @@ class Batches(Protocol):
         """Keep the event's writes in the batch, or undo them (its transition failed)."""
         ...
 
+    @property
+    def needs_sync(self) -> bool:
+        """``sync`` does real work: committed batches are not durable until it returns (False
+        when the store never syncs, e.g. ``synchronous=OFF`` in tests)."""
+        ...
+
     def commit(self) -> bool:
         """End the open batch; True when there was one. Cheap: durability is ``sync``'s job."""
         ...

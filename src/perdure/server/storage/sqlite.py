@@ -70,13 +70,13 @@ class Store:
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
-        self.durable = synchronous.upper() != "OFF" and self.path != ":memory:"
+        self.needs_sync = synchronous.upper() != "OFF" and self.path != ":memory:"
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.execute(f"PRAGMA synchronous={'NORMAL' if self.durable else 'OFF'}")
-        if self.durable:
+        self.db.execute(f"PRAGMA synchronous={'NORMAL' if self.needs_sync else 'OFF'}")
+        if self.needs_sync:
             self.db.execute("PRAGMA wal_autocheckpoint=0")  # sync() checkpoints, off the loop
         self.db.execute("PRAGMA foreign_keys=OFF")
         migrate(self.db)
@@ -90,7 +90,7 @@ class Store:
         self._wal_fd: int | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpointed_at = time.monotonic()
-        if self.durable:  # the store's file and its WAL are in the directory: make them stick
+        if self.needs_sync:  # the store's file and its WAL are in the directory: make them stick
             self.sync()
             _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
 
@@ -133,7 +133,7 @@ class Store:
             self.db.execute("ROLLBACK")
 
     def sync(self) -> None:
-        if not self.durable:
+        if not self.needs_sync:
             return
         with self._sync_lock:
             if self._wal_fd is None:
