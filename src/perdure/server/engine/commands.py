@@ -67,6 +67,12 @@ def check(core: Core, inv: Invocation, kind: MessageType, message: m.Message) ->
             )
         if message.HasField("idempotency_key") and not message.idempotency_key:
             raise AttemptRejected(400, "the idempotency key must not be empty")
+    if isinstance(message, m.OutputCommand) and inv.result is not None:
+        raise AttemptRejected(PROTOCOL_VIOLATION, "a second Output: the journal has one")
+    if isinstance(message, m.SleepCommand) and message.wake_up_time > MAX_TIME_MS:
+        raise AttemptRejected(PROTOCOL_VIOLATION, _too_late("a sleep", message.wake_up_time))
+    if isinstance(message, m.OneWayCallCommand) and message.invoke_time > MAX_TIME_MS:
+        raise AttemptRejected(PROTOCOL_VIOLATION, _too_late("a call", message.invoke_time))
     if isinstance(message, m.SendSignalCommand):
         _parse_id(message.target_invocation_id)
     if isinstance(message, m.AttachInvocationCommand | m.GetInvocationOutputCommand):
@@ -226,6 +232,14 @@ def on_proposal(core: Core, invocation_id: InvocationId, frame: Frame) -> None:
     inv = core.store.get_invocation(invocation_id)
     if inv is None or inv.status is not Status.INVOKED:
         return
+    cid = proposal.result_completion_id
+    runs = core.store.read_journal_of_type(invocation_id, T.RUN)
+    if not any(_run_completion_id(run) == cid for run in runs):
+        raise AttemptRejected(
+            PROTOCOL_VIOLATION, f"a run completion for {cid}, which no Run command awaits"
+        )
+    if core.store.has_notification(invocation_id, [f"c{cid}"]):
+        return  # already completed (and sent): a repeated proposal changes nothing
     if proposal.HasField("failure"):
         result = note.failure_result(proposal.failure)
     else:
@@ -235,6 +249,20 @@ def on_proposal(core: Core, invocation_id: InvocationId, frame: Frame) -> None:
         *note.completion(T.RUN_COMPLETION, proposal.result_completion_id, result),
         progress=True,
     )
+
+
+MAX_TIME_MS = 2**63 - 1 - 100 * 365 * 86_400_000
+"""Times are stored as signed 64-bit milliseconds; leave room for a retention added later."""
+
+
+def _too_late(what: str, at: int) -> str:
+    return f"{what} until {at} ms since the epoch is beyond the largest time the server keeps"
+
+
+def _run_completion_id(frame: Frame) -> int:
+    message = frame.message()
+    assert isinstance(message, m.RunCommand)
+    return message.result_completion_id
 
 
 def _parse_id(text: str) -> InvocationId:

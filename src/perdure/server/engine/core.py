@@ -15,7 +15,8 @@ queued effects); the transitions live in one module per concept:
 * ``notify``: notifications and signals delivered into journals;
 * ``completion``: results answered, locks passed on, retention and purge;
 * ``timers``: durable timers firing;
-* ``operator``: cancel, kill, purge, pause, resume.
+* ``operator``: cancel, kill, purge, pause, resume;
+* ``containment``: a transition that raised fails its own invocation only.
 """
 
 from __future__ import annotations
@@ -24,20 +25,30 @@ from collections.abc import Callable
 
 from perdure.protocol import Frame, InvocationId
 from perdure.protocol import messages as m
-from perdure.server.engine import commands, completion, lifecycle, notify, operator, timers
+from perdure.server.engine import (
+    commands,
+    completion,
+    containment,
+    lifecycle,
+    notify,
+    operator,
+    timers,
+)
 from perdure.server.engine.effects import Effect
 from perdure.server.engine.requests import (
+    INTERNAL_ERROR,
     PROTOCOL_VIOLATION,
     AttemptRejected,
     InvokeOutcome,
     InvokeRequest,
     UnknownTarget,
 )
-from perdure.server.records import Invocation, Result
+from perdure.server.records import Invocation, Result, Timer
 from perdure.server.registry import Registry
 from perdure.server.storage import Storage
 
 __all__ = [
+    "INTERNAL_ERROR",
     "PROTOCOL_VIOLATION",
     "AttemptRejected",
     "Core",
@@ -110,6 +121,23 @@ class Core:
 
     def fire_timers(self, now: int) -> int:
         return timers.fire_timers(self, now)
+
+    def fire_timer(self, timer: Timer) -> None:
+        timers.fire_timer(self, timer)
+
+    def retry_timer_later(self, timer: Timer, at: int, message: str) -> None:
+        timers.retry_timer_later(self, timer, at, message)
+
+    # -- containment: a transition that raised fails its own invocation only ---------------------
+
+    def on_internal_error(self, invocation_id: InvocationId, message: str) -> None:
+        containment.on_internal_error(self, invocation_id, message)
+
+    def record_failure(self, invocation_id: InvocationId, message: str) -> None:
+        containment.record_failure(self, invocation_id, message)
+
+    def park(self, invocation_id: InvocationId, message: str) -> None:
+        containment.park(self, invocation_id, message)
 
     # -- operator actions ----------------------------------------------------------------------
 

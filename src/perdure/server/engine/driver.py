@@ -19,6 +19,9 @@ attempts it starts will replay. The batch then waits for durability in the commi
 
 With a store that does not sync (``synchronous=OFF``, tests) a batch is released at its commit.
 
+A transition of one invocation that raises (a bug, a stored setting that overflows) is contained:
+it is rolled back, and the invocation fails instead (``run_for``), so nothing else waits on it.
+
 The engine is the only owner of its ``Storage``: everything else reads through its query methods
 (``invocation``, ``journal``, ``state``, ``query``...) and writes through transitions (``run``).
 """
@@ -48,12 +51,15 @@ from perdure.server.engine.effects import (
     StartAttempt,
     TimerSet,
 )
+from perdure.server.engine.requests import AttemptRejected
 from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
 from perdure.server.storage import Storage
 
 R = TypeVar("R")
 log = logging.getLogger("perdure.server.engine")
+TIMER_RETRY_MS = 10_000
+"""A timer whose firing raised is tried again this much later (the others fire meanwhile)."""
 
 
 class Clock(Protocol):
@@ -136,6 +142,27 @@ class Engine:
         self._pending.extend(self.core.take_effects())
         self._schedule_flush()
         return result
+
+    def run_for(self, invocation_id: InvocationId, transition: Callable[[Core], object]) -> bool:
+        """Apply an event of one invocation; False when it raised and was contained: rolled
+        back, and the invocation failed instead (retried per its policy, the error visible as
+        its last failure), or paused when even that raises. ``AttemptRejected`` is no error
+        here: it passes to the caller (the attempt fails as a protocol violation)."""
+        try:
+            self.run(transition)
+            return True
+        except AttemptRejected:
+            raise
+        except Exception as exc:
+            log.exception("an event of %s failed; failing the invocation", invocation_id)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            self.run(lambda core: core.on_internal_error(invocation_id, message))
+        except Exception:
+            log.exception("failing %s raised too; pausing it", invocation_id)
+            with contextlib.suppress(Exception):
+                self.run(lambda core: core.park(invocation_id, message))
+        return False
 
     def durable(self) -> asyncio.Future[None]:
         """Resolves once everything applied so far is durable (and its effects released)."""
@@ -231,15 +258,34 @@ class Engine:
         starts: dict[InvocationId, AttemptStart | None] = {}
         out: list[Effect | AttemptStart] = []
         for effect in effects:
+            # An attempt started in this batch replays the journal as committed now, which
+            # already holds the batch's later notifications: forwarding them would repeat them.
+            if isinstance(effect, Forward) and effect.invocation_id in starts:
+                continue
             if isinstance(effect, StartAttempt):
                 if effect.invocation_id not in starts:
-                    starts[effect.invocation_id] = self._attempt_start(effect.invocation_id)
+                    starts[effect.invocation_id] = self._contained_start(effect.invocation_id)
                 start = starts[effect.invocation_id]
                 if start is not None:
                     out.append(start)
             else:
                 out.append(effect)
         return out
+
+    def _contained_start(self, invocation_id: InvocationId) -> AttemptStart | None:
+        """``_attempt_start``; a stored value it cannot read fails this invocation (as a
+        transition that raised would), not the flush."""
+        try:
+            return self._attempt_start(invocation_id)
+        except Exception as exc:
+            log.exception("reading what an attempt of %s replays failed", invocation_id)
+            message = f"internal error planning an attempt: {type(exc).__name__}: {exc}"
+            asyncio.get_running_loop().call_soon(
+                lambda: self.run_for(
+                    invocation_id, lambda core: core.on_internal_error(invocation_id, message)
+                )
+            )
+            return None
 
     def _attempt_start(self, invocation_id: InvocationId) -> AttemptStart | None:
         store = self._store
@@ -331,6 +377,19 @@ class Engine:
         thread-safe (it reads a snapshot of its own): run it in a worker thread."""
         return self._store.query(sql, live=live, timeout=timeout)
 
+    def _fire_one_by_one(self, now: int) -> None:
+        for timer in self._store.due_timers(now):
+            try:
+                self.run(functools.partial(Core.fire_timer, timer=timer))
+            except Exception as exc:
+                log.exception("firing a %s timer of %s failed", timer.kind, timer.invocation_id)
+                message = f"internal error firing a {timer.kind} timer: {type(exc).__name__}: {exc}"
+                retry = functools.partial(
+                    Core.retry_timer_later, timer=timer, at=now + TIMER_RETRY_MS, message=message
+                )
+                with contextlib.suppress(Exception):
+                    self.run(retry)
+
     async def _timers(self) -> None:
         while not self._stopping:
             now = self.clock.now_ms()
@@ -338,9 +397,8 @@ class Engine:
             if next_at is not None and next_at <= now:
                 try:
                     self.run(functools.partial(Core.fire_timers, now=now))
-                except Exception:
-                    log.exception("firing timers failed")
-                    await asyncio.sleep(0.1)
+                except Exception:  # one of them raised: fire them one by one, contain it
+                    self._fire_one_by_one(now)
                 await asyncio.sleep(0)
                 continue
             self._timer_wake.clear()

@@ -11,6 +11,7 @@ from perdure.protocol import messages as m
 from perdure.server.engine.effects import StartAttempt, TimerSet
 from perdure.server.engine.requests import (
     PROTOCOL_VIOLATION,
+    AttemptRejected,
     InvokeOutcome,
     InvokeRequest,
     UnknownTarget,
@@ -158,7 +159,9 @@ def on_end(core: Core, invocation_id: InvocationId) -> None:
     inv = core.store.get_invocation(invocation_id)
     if inv is None or inv.status is not Status.INVOKED:
         return
-    core._complete(inv, inv.result if inv.result is not None else Result(value=b""))
+    if inv.result is None:
+        raise AttemptRejected(PROTOCOL_VIOLATION, "End without an Output in the journal")
+    core._complete(inv, inv.result)
 
 
 def on_suspension(core: Core, invocation_id: InvocationId, message: m.SuspensionMessage) -> None:

@@ -10,6 +10,7 @@ from perdure.protocol import InvocationId
 from perdure.server.records import Result
 
 PROTOCOL_VIOLATION = 571
+INTERNAL_ERROR = 500
 
 
 class AttemptRejected(Exception):

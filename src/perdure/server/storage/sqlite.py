@@ -17,6 +17,7 @@ reused. ``synchronous="OFF"`` (tests) skips every fsync.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from perdure.protocol import Frame, InvocationId, partition_key_of
+from perdure.protocol import Frame, InvocationId, MessageType, partition_key_of
 from perdure.protocol.messages import message_type
 from perdure.server.records import (
     DeploymentRecord,
@@ -52,6 +53,7 @@ def key_pk(service_key: str) -> int:
     return sql_pk(partition_key_of(service_key))
 
 
+log = logging.getLogger("perdure.server.storage")
 CHECKPOINT_INTERVAL = 1.0
 """Seconds between two checkpoints of the WAL into the database (by ``sync``)."""
 
@@ -141,9 +143,13 @@ class Store:
                     self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
                 except FileNotFoundError:
                     return  # nothing was ever written to the WAL
-            os.fsync(self._wal_fd)
+            os.fsync(self._wal_fd)  # every committed batch is durable from here on
             if time.monotonic() - self._checkpointed_at >= CHECKPOINT_INTERVAL:
-                self._checkpoint()
+                try:
+                    self._checkpoint()
+                except sqlite3.Error as exc:  # busy, say: the WAL just grows until the next one
+                    log.warning("checkpointing the store failed (retried later): %s", exc)
+                    self._checkpointed_at = time.monotonic()
 
     def _checkpoint(self) -> None:
         """Copy the WAL into the database without blocking the engine's writes (PASSIVE); with
@@ -280,6 +286,14 @@ class Store:
             (sql_pk(invocation_id.partition_key), str(invocation_id)),
         ).fetchall()
         return [Frame(message_type(t), f, bytes(p)) for t, f, p in rows]
+
+    def read_journal_of_type(self, invocation_id: InvocationId, kind: MessageType) -> list[Frame]:
+        """The journal entries of one message type, in order."""
+        rows = self.db.execute(
+            "SELECT flags, payload FROM journal WHERE pk = ? AND id = ? AND type = ? ORDER BY idx",
+            (sql_pk(invocation_id.partition_key), str(invocation_id), int(kind)),
+        ).fetchall()
+        return [Frame(kind, f, bytes(p)) for f, p in rows]
 
     def has_notification(self, invocation_id: InvocationId, keys: Iterable[str]) -> bool:
         keys = list(keys)
