@@ -324,6 +324,8 @@ class Attempt:
                 if message.HasField("related_command_name"):
                     text += f" (command {message.related_command_name!r})"
                 log.info("attempt of %s failed: [%s] %s", inv, message.code, text)
+                if message.stacktrace:  # after a blank line: the first line stays the message
+                    text += f"\n\n{message.stacktrace.rstrip()}"
                 self._finish(lambda core: core.on_failure(inv, message.code, text, delay))
             case _:
                 self._fail(571, f"unexpected message {kind.name} from the deployment")
