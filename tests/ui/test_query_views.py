@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from perdure.protocol import InvocationId
-from perdure.server.introspection.query import _connect, _id_pk, _ts, rfc3339
 from perdure.server.storage import Store
+from perdure.server.storage.query import _connect, _id_pk, _ts, rfc3339
 
 
 @pytest.mark.parametrize("ms", [0, 1, 999, 1_000, 1_767_225_599_999, 1_800_000_000_123])

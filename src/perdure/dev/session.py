@@ -219,7 +219,7 @@ class DevSession:
         """Live attempts against our deployment, and invocations of our services backing off
         after a failure (the fix may be what they wait for)."""
         ids = runtime.invoker.live(self.deployment_id)
-        for inv in runtime.store.invocations_with_status(Status.BACKING_OFF):
+        for inv in runtime.engine.invocations_with_status(Status.BACKING_OFF):
             ours = inv.deployment_id == self.deployment_id or (
                 inv.deployment_id is None and inv.service in self.app.services
             )

@@ -30,7 +30,7 @@ from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType, Pro
 from perdure.protocol import messages as m
 from perdure.protocol.identity import SigningKey, sign
 from perdure.protocol.versions import invocation_content_type
-from perdure.server.engine.core import AttemptRejected
+from perdure.server.engine.requests import AttemptRejected
 from perdure.server.invoker.h2 import H2Error, H2Pool, H2Refused
 from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
 

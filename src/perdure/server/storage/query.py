@@ -1,4 +1,5 @@
-"""Running one ``POST /query`` statement over Restate's system tables, on perdure's store.
+"""Running one ``POST /query`` statement over Restate's system tables, on perdure's store (the
+SQL side of introspection; ``perdure.server.introspection`` decodes journal entries for it).
 
 Each query gets its own SQLite connection opened ``mode=ro`` (the engine's connection never sees
 it), TEMP views named and shaped like Restate's tables (``sys_invocation``, ``sys_journal``,
