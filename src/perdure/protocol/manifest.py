@@ -179,6 +179,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: JsonValue) -> Manifest:
+        _check_depth(data)
         obj = _object(data, "manifest")
         _only_keys(
             obj,
@@ -209,7 +210,7 @@ class Manifest:
     def from_bytes(cls, body: bytes) -> Manifest:
         try:
             data = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ManifestError(f"manifest is not valid JSON: {exc}") from None
         return cls.from_json(data)
 
@@ -217,6 +218,23 @@ class Manifest:
 # ---------------------------------------------------------------------------------------------
 # JSON helpers
 # ---------------------------------------------------------------------------------------------
+
+
+MAX_DEPTH = 128
+"""Nesting levels a manifest may have (JSON schemas included): deeper ones are refused before
+anything recurses into them."""
+
+
+def _check_depth(data: JsonValue) -> None:
+    pending = [(data, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ManifestError(f"manifest is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, dict):
+            pending.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            pending.extend((v, depth + 1) for v in item)
 
 
 def _require_version(version: int, needed: int, key: str) -> None:
@@ -253,6 +271,8 @@ def _is_type(value: JsonValue, kinds: tuple[type, ...]) -> bool:
 def _required(obj: Mapping[str, JsonValue], key: str, kind: type, where: str) -> Any:
     if key not in obj:
         raise ManifestError(f"{where} is missing the required field {key}")
+    if obj[key] is None:
+        raise ManifestError(f"{where}.{key} is required, got null")
     return _optional(obj, key, kind, where)
 
 

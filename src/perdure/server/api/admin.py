@@ -25,6 +25,9 @@ from perdure.server.api.http import (
     read_request,
     write_response,
 )
+from perdure.server.api.http_headers import header_problem
+from perdure.server.api.ingress import internal_error
+from perdure.server.api.json_body import JsonBodyError, parse_json_body
 from perdure.server.api.metadata import (
     deployment_json,
     handler_json,
@@ -35,6 +38,7 @@ from perdure.server.api.query import query
 from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.engine.state_edits import edit_state
 from perdure.server.invoker.discovery import DiscoveryError, discover
+from perdure.server.limits import MAX_LIST_LIMIT
 from perdure.server.records import DeploymentRecord, Invocation, Status
 
 if TYPE_CHECKING:
@@ -75,8 +79,9 @@ class Admin:
         except BodyTooLarge:
             response = error(413, "the request body is too large")
         except Exception as exc:
+            # The last resort, as in the ingress: a logged 500 with a JSON body, no traceback.
             log.exception("admin request %s %s failed", scope["method"], scope["path"])
-            response = error(500, f"internal error: {exc}")
+            response = error(500, internal_error(exc))
         await write_response(send, response)
 
     async def handle(self, request: Request) -> Response:
@@ -146,8 +151,8 @@ class Admin:
 
     async def _register(self, request: Request) -> Response:
         try:
-            body = json.loads(request.body or b"null")
-        except ValueError as exc:
+            body = parse_json_body(request.body or b"null")
+        except JsonBodyError as exc:
             return error(400, f"invalid JSON body: {exc}")
         if not isinstance(body, dict):
             return error(400, "the body must be a JSON object")
@@ -156,7 +161,10 @@ class Admin:
             if "arn" in body:
                 return error(400, "Lambda deployments are not supported by perdure")
             return error(400, "missing field `uri`")
-        uri = _normalize_uri(uri)
+        try:
+            uri = _normalize_uri(uri)
+        except ValueError as exc:
+            return error(400, f"bad uri {uri!r}: {exc}")
         use_http_11 = bool(body.get("use_http_11") or False)
         force = bool(body.get("force") or False)
         dry_run = bool(body.get("dry_run") or False)
@@ -164,6 +172,10 @@ class Admin:
         metadata = body.get("metadata") or {}
         if not isinstance(headers, dict) or not isinstance(metadata, dict):
             return error(400, "additional_headers and metadata must be JSON objects")
+        for name, value in headers.items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                return error(400, f"bad additional_headers: {problem}")
         registry = self.engine.registry
         try:
             found = await discover(
@@ -285,11 +297,15 @@ class Admin:
         registry = self.engine.registry
         service = registry.services[name]
         try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as exc:
+            body = parse_json_body(request.body or b"{}")
+        except JsonBodyError as exc:
             return error(400, f"invalid JSON body: {exc}")
         if not isinstance(body, dict):
             return error(400, "the body must be a JSON object")
+        unknown = sorted(set(body) - {"public", *_PATCHABLE_DURATIONS})
+        if unknown:
+            known = ", ".join(("public", *_PATCHABLE_DURATIONS))
+            return error(400, f"unknown field(s) {', '.join(unknown)}; a service has {known}")
         overrides = dict(service.overrides)
         if body.get("public") is not None:
             if not isinstance(body["public"], bool):
@@ -317,8 +333,8 @@ class Admin:
         if service.ty == "SERVICE":
             return error(400, "Cannot modify state for service type Service")
         try:
-            body = json.loads(request.body or b"null")
-        except ValueError as exc:
+            body = parse_json_body(request.body or b"null")
+        except JsonBodyError as exc:
             return error(400, f"invalid JSON body: {exc}")
         parsed = _state_edit(body)
         if isinstance(parsed, str):
@@ -378,7 +394,9 @@ class Admin:
         if wanted and wanted not in set(Status):
             valid = ", ".join(Status)
             return error(400, f"unknown status {wanted!r}; use one of {valid}")
-        limit = int(query.get("limit", "1000")) if query.get("limit", "").isdigit() else 1000
+        limit = list_limit(query.get("limit"))
+        if isinstance(limit, str):
+            return error(400, limit)
         invocations = self.engine.store.list_invocations(limit, wanted or None)
         graph = WaitGraph(self.engine.store)
         rows = [_invocation_json(i, graph) for i in invocations]
@@ -414,6 +432,15 @@ def _state_edit(body: Any) -> tuple[str, str | None, dict[bytes, bytes]] | str:
             return f"new_state[{state_key!r}] must be an array of bytes (integers 0-255)"
         state[state_key.encode()] = bytes(value)
     return key, version, state
+
+
+def list_limit(text: str | None) -> int | str:
+    """The ``limit`` of ``GET /invocations`` (1000 when absent), or what is wrong with it."""
+    if text is None or text == "":
+        return 1000
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_LIST_LIMIT:
+        return f"limit must be an integer from 0 to {MAX_LIST_LIMIT}, got {text[:40]!r}"
+    return int(text)
 
 
 def _normalize_uri(uri: str) -> str:

@@ -8,6 +8,7 @@ friendly form the admin API shows (``1d``, ``1m``, ``10m``, ``100ms``, ``1h 30m`
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS_MS = {
@@ -35,14 +36,14 @@ def parse_duration(text: str) -> int:
     text = text.replace("+", " ").strip()
     if not text:
         raise DurationError("empty duration")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # isdigit() alone accepts "²", which int() refuses
         return int(text)
     if text[0] in "pP":
         match = _ISO.match(text)
         if match is None or text.upper() in ("P", "PT"):
             raise DurationError(f"{text!r} is not an ISO 8601 duration (years/months unsupported)")
         scale = {"w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000}
-        return int(sum(float(v) * scale[k] for k, v in match.groupdict().items() if v))
+        return _whole_ms(sum(float(v) * scale[k] for k, v in match.groupdict().items() if v), text)
     total = 0.0
     position = 0
     while position < len(text):
@@ -54,6 +55,12 @@ def parse_duration(text: str) -> int:
             raise DurationError(f"{text!r}: unknown or unsupported unit {match.group(2)!r}")
         total += float(match.group(1)) * _UNITS_MS[unit]
         position = match.end()
+    return _whole_ms(total, text)
+
+
+def _whole_ms(total: float, text: str) -> int:
+    if not math.isfinite(total):  # a 400-digit number of days overflows
+        raise DurationError(f"{text!r} is too long a duration")
     return int(total)
 
 

@@ -37,6 +37,7 @@ from perdure.server.api.targets import (
     parse_target_body,
 )
 from perdure.server.engine.core import InvokeRequest
+from perdure.server.limits import MAX_DELAY_MS
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
 
@@ -54,6 +55,10 @@ def error(status: int, message: str, *, source: str = "ingress",
         {"code": status, "message": message, "source": source},
         [("x-restate-error-source", source), *(headers or [])],
     )
+
+
+def internal_error(exc: Exception) -> str:
+    return f"internal error ({type(exc).__name__}); the server's log has the details"
 
 
 def expires_header(ms: int) -> str:
@@ -141,8 +146,10 @@ class Ingress:
         try:
             response = await self.handle(request)
         except Exception as exc:
+            # The last resort: no input should get here (each is answered 4xx before), and the
+            # client sees what kind of failure it was, never a traceback.
             log.exception("ingress request %s %s failed", scope["method"], scope["path"])
-            response = error(500, f"internal error: {exc}")
+            response = error(500, internal_error(exc))
         await write_response(send, response)
 
     # -- routing -------------------------------------------------------------------------------
@@ -259,6 +266,12 @@ class Ingress:
                 delay_ms = parse_duration(query["delay"])
             except DurationError as exc:
                 return error(400, f"bad delay query parameter, must be a ISO8601 duration: {exc}")
+            if delay_ms > MAX_DELAY_MS:
+                return error(
+                    400,
+                    f"bad delay query parameter: {query['delay'][:40]!r} is longer than the "
+                    f"maximum delay of {MAX_DELAY_MS // 86_400_000} days",
+                )
         if delay_ms is not None and not is_send:
             return error(
                 400,

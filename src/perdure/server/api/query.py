@@ -9,10 +9,12 @@ form Restate's CLI uses for rows); it does not produce Arrow IPC streams.
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 from collections.abc import Iterable
+from typing import Any
 
 from perdure.server.api.http import Request, Response
+from perdure.server.api.json_body import JsonBodyError, parse_json_body
 from perdure.server.introspection import QueryError, run_query
 
 QUERY_TIMEOUT = 10.0
@@ -37,8 +39,8 @@ async def query(request: Request, db_path: str, live: Iterable[str]) -> Response
             f"(got {request.header('accept')!r}; Arrow IPC is not supported)",
         )
     try:
-        body = json.loads(request.body or b"null")
-    except ValueError as exc:
+        body = parse_json_body(request.body or b"null")
+    except JsonBodyError as exc:
         return _message(400, f'the body must be JSON {{"query": "<SQL>"}}: {exc}')
     sql = body.get("query") if isinstance(body, dict) else None
     if not isinstance(sql, str):
@@ -49,4 +51,9 @@ async def query(request: Request, db_path: str, live: Iterable[str]) -> Response
         )
     except QueryError as exc:
         return _message(400, f"invalid query: {exc}")
-    return Response.json(200, {"rows": rows})
+    return Response.json(200, {"rows": [_finite(row) for row in rows]})
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities have no JSON form: null, as the official server answers them."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
