@@ -37,7 +37,7 @@ from perdure.server.api.targets import (
     parse_target_body,
 )
 from perdure.server.engine.core import InvokeRequest
-from perdure.server.limits import MAX_DELAY_MS
+from perdure.server.limits import LATEST_EXECUTION_TIME_MS
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
 
@@ -266,11 +266,11 @@ class Ingress:
                 delay_ms = parse_duration(query["delay"])
             except DurationError as exc:
                 return error(400, f"bad delay query parameter, must be a ISO8601 duration: {exc}")
-            if delay_ms > MAX_DELAY_MS:
+            if self.engine.clock.now_ms() + delay_ms > LATEST_EXECUTION_TIME_MS:
                 return error(
                     400,
-                    f"bad delay query parameter: {query['delay'][:40]!r} is longer than the "
-                    f"maximum delay of {MAX_DELAY_MS // 86_400_000} days",
+                    f"bad delay query parameter: {query['delay'][:40]!r} reaches past the "
+                    "year 9999",
                 )
         if delay_ms is not None and not is_send:
             return error(

@@ -1,4 +1,4 @@
-"""perdure-SDK services the hostile-input tests call: an echo service and a keyed object."""
+"""perdure-SDK services for tests/server/test_hostile_input.py: an echo service, a keyed object."""
 
 from __future__ import annotations
 
