@@ -6,6 +6,7 @@ input); valid values round-trip."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
@@ -82,14 +83,10 @@ def test_the_frame_decoder_raises_only_protocol_errors(data: bytes, cuts: list[i
 def test_decoding_any_payload_raises_only_protocol_errors(
     kind: MessageType, payload: bytes
 ) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_payload(kind, payload)
-    except ProtocolError:
-        pass
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_frames(encode_header(kind, 0, len(payload)) + payload)
-    except ProtocolError:
-        pass
 
 
 # -- the manifest ----------------------------------------------------------------------------
@@ -159,10 +156,8 @@ def test_manifest_parsing_raises_only_manifest_errors(data: Any) -> None:
 @given(st.binary(max_size=200))
 @example(b"[" * 100_000)
 def test_manifest_bytes_raise_only_manifest_errors(data: bytes) -> None:
-    try:
+    with contextlib.suppress(ManifestError):
         Manifest.from_bytes(data)
-    except ManifestError:
-        pass
 
 
 def test_the_valid_manifest_parses() -> None:
@@ -302,10 +297,12 @@ def test_typed_json_raises_only_value_errors(raw: Any, tp: Any) -> None:
 @example(b"NaN", float)
 @example(b"1e999", Any)
 def test_a_handler_input_that_does_not_fit_is_a_terminal_400(data: bytes, tp: Any) -> None:
+    status = 0
     try:
         JsonSerde(tp).deserialize(data)
     except TerminalError as exc:
-        assert exc.status_code == 400
+        status = exc.status_code
+    assert status in (0, 400)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), [float("-inf")]])
