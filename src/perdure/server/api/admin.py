@@ -34,6 +34,7 @@ from perdure.server.api.metadata import (
     rfc3339,
     service_json,
 )
+from perdure.server.api.openapi import admin_document, service_document
 from perdure.server.api.query import query
 from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.engine.state_edits import edit_state
@@ -94,6 +95,8 @@ class Admin:
         match parts:
             case ["health"] if method == "GET":
                 return Response(200)
+            case ["openapi"] if method == "GET":
+                return Response.json(200, admin_document())
             case ["version"] if method == "GET":
                 return Response.json(
                     200,
@@ -281,6 +284,8 @@ class Admin:
                 return Response.json(200, service_json(service))
             case [], "PATCH":
                 return await self._patch_service(request, name)
+            case ["openapi"], "GET":
+                return Response.json(200, service_document(service))
             case ["state"], "POST":
                 return await self._edit_state(request, name)
             case ["handlers"], "GET":

@@ -26,6 +26,7 @@ from perdure.server.api.http import (
     write_response,
 )
 from perdure.server.api.metadata import rfc3339
+from perdure.server.api.openapi import ingress_document
 from perdure.server.api.targets import (
     ByIdempotencyKey,
     ByInvocationId,
@@ -162,6 +163,8 @@ class Ingress:
         segments = path.split("/")[1:]
         first = segments[0]
         if first == "openapi":
+            if path == "/openapi" and request.method == "GET":
+                return Response.json(200, ingress_document(self.engine.registry))
             return error(404, "not found")
         if first == "restate":
             return await self._restate(request, segments[1:])
