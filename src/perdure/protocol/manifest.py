@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ class Manifest:
     @classmethod
     def from_bytes(cls, body: bytes) -> Manifest:
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_not_json)
         except (ValueError, RecursionError) as exc:
             raise ManifestError(f"manifest is not valid JSON: {exc}") from None
         return cls.from_json(data)
@@ -235,6 +236,10 @@ def _check_depth(data: JsonValue) -> None:
             pending.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             pending.extend((v, depth + 1) for v in item)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _require_version(version: int, needed: int, key: str) -> None:
@@ -312,6 +317,8 @@ def _options_from_json(obj: Mapping[str, JsonValue], where: str) -> Options:
             continue
         if not _is_type(value, kinds):
             raise ManifestError(f"{where}.{key} has the wrong type: {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ManifestError(f"{where}.{key} must be a finite number, got {value!r}")
         if attr == "retry_policy_on_max_attempts":
             value = _enum(OnMaxAttempts, value, f"{where}.{key}")
         elif attr == "metadata" and not all(isinstance(v, str) for v in value.values()):
