@@ -443,7 +443,7 @@ def list_limit(text: str | None) -> int | str:
     """The ``limit`` of ``GET /invocations`` (1000 when absent), or what is wrong with it."""
     if text is None or text == "":
         return 1000
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_LIST_LIMIT:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > MAX_LIST_LIMIT:
         return f"limit must be an integer from 0 to {MAX_LIST_LIMIT}, got {text[:40]!r}"
     return int(text)
 

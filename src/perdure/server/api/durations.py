@@ -37,6 +37,8 @@ def parse_duration(text: str) -> int:
     if not text:
         raise DurationError("empty duration")
     if text.isascii() and text.isdigit():  # isdigit() alone accepts "²", which int() refuses
+        if len(text) > 30:  # int() refuses more than 4300 digits; no duration needs 30
+            raise DurationError(f"{text[:40]!r}... is too long a duration")
         return int(text)
     if text[0] in "pP":
         match = _ISO.match(text)

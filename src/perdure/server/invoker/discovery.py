@@ -141,7 +141,11 @@ async def _get_http11(
 ) -> _Answer:
     async with client.stream("GET", url, headers=headers, timeout=None) as response:
         declared = response.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        if (
+            declared.isascii()
+            and declared.isdigit()
+            and (len(declared) > 18 or int(declared) > limit)
+        ):
             raise _TooLarge
         chunks, size = [], 0
         async for chunk in response.aiter_raw():
