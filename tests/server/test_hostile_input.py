@@ -193,9 +193,11 @@ def test_a_bad_uri_is_a_400(admin: httpx.Client, uri: str) -> None:
 def test_a_closed_port_says_it_cannot_connect(admin: httpx.Client, use_http_11: bool) -> None:
     with raw_deployment() as url:
         pass  # the port is free again: nothing listens on it
-    text = message(register(admin, url, use_http_11=use_http_11), 400)
+    resp = register(admin, url, use_http_11=use_http_11)
+    text = message(resp, 400)
     assert f"error when calling '{url}/'" in text
     assert "cannot connect" in text
+    assert resp.json()["restate_code"] == "META0003"  # as the official server codes it
 
 
 def test_garbage_over_h2_says_so_and_hints_at_http11(admin: httpx.Client) -> None:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,3 +87,23 @@ def test_the_admin_api_never_answers_5xx(server: PerdureServer) -> None:
 def test_the_ingress_never_answers_5xx(server: PerdureServer) -> None:
     failures = _fuzz(f"{server.ingress}/openapi")
     assert not failures, "\n".join(failures)
+
+
+def test_the_documents_describe_the_apis(server: PerdureServer) -> None:
+    admin = httpx.get(f"{server.admin}/openapi").json()
+    assert admin["openapi"] == "3.1.0"
+    assert {"/deployments", "/services/{service}", "/invocations/{invocation_id}/kill"} <= set(
+        admin["paths"]
+    )
+    assert httpx.get(f"{server.admin}/v4/openapi").json() == admin  # as the CLI reaches it
+    ingress = httpx.get(f"{server.ingress}/openapi").json()
+    assert {"/restate/attach", "/Echo/echo_list", "/Echo/echo_list/send", "/Box/{key}/put"} <= set(
+        ingress["paths"]
+    )
+    echo_list = ingress["paths"]["/Echo/echo_list"]["post"]["requestBody"]["content"]
+    assert echo_list["application/json"]["schema"] == {
+        "type": "array",
+        "items": {"type": "integer"},
+    }
+    service = httpx.get(f"{server.admin}/services/Box/openapi").json()
+    assert set(service["paths"]) == {"/Box/{key}/put", "/Box/{key}/put/send"}

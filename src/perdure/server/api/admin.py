@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("perdure.server.admin")
 
 
-def error(status: int, message: str) -> Response:
-    return Response.json(status, {"message": message, "restate_code": None})
+def error(status: int, message: str, code: str | None = None) -> Response:
+    return Response.json(status, {"message": message, "restate_code": code})
 
 
 _PATCHABLE_DURATIONS = (
@@ -190,7 +190,7 @@ class Admin:
                 local=self.invoker.local,
             )
         except DiscoveryError as exc:
-            return error(exc.status, exc.message)
+            return error(exc.status, exc.message, exc.code)
         manifest = found.manifest
         existing = next((d for d in registry.deployments.values() if d.record.uri == uri), None)
         for svc in manifest.services:

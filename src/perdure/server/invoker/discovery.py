@@ -24,13 +24,18 @@ class _TooLarge(Exception):
     pass
 
 
-class DiscoveryError(Exception):
-    """Registering the deployment failed; ``status`` is what the admin API answers."""
+CALL_FAILED = "META0003"
 
-    def __init__(self, status: int, message: str) -> None:
+
+class DiscoveryError(Exception):
+    """Registering the deployment failed; ``status`` is what the admin API answers, ``code``
+    the official server's error code for the same failure (``META0003``: the call failed)."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +96,19 @@ async def discover(
             400,
             f"{calling}: no complete answer to discovery within {deadline:g} s "
             "(is the deployment up, and does it answer GET /discover?)",
+            CALL_FAILED,
         ) from None
     except _TooLarge:
         raise DiscoveryError(
             400,
             f"{calling}: the discovery manifest is larger than {max_manifest_bytes} bytes",
+            CALL_FAILED,
         ) from None
     except (ConnectionRefusedError, httpx.ConnectError):
         raise DiscoveryError(
-            400, f"{calling}: cannot connect (is the deployment running, on that host and port?)"
+            400,
+            f"{calling}: cannot connect (is the deployment running, on that host and port?)",
+            CALL_FAILED,
         ) from None
     except (OSError, H2Error, LocalError, httpx.HTTPError, h2.exceptions.H2Error) as exc:
         hint = (
@@ -107,7 +116,7 @@ async def discover(
             if use_http_11 or url.scheme == LOCAL_SCHEME
             else "; if the deployment serves only HTTP/1.1, register it with use_http_11"
         )
-        raise DiscoveryError(400, f"{calling}: {_describe(exc)}{hint}") from None
+        raise DiscoveryError(400, f"{calling}: {_describe(exc)}{hint}", CALL_FAILED) from None
     status, content_type, body, server = answer
     http_version = "HTTP/1.1" if use_http_11 else "HTTP/2.0"
     if status != 200:
