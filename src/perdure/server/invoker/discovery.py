@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -11,6 +12,7 @@ import h2.exceptions
 import httpx
 
 from perdure.protocol import Manifest, ManifestError
+from perdure.protocol.identity import SigningKey, sign
 from perdure.protocol.versions import MANIFEST_ACCEPT, parse_manifest_content_type
 from perdure.server.invoker.h2 import H2Error, H2Pool
 from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
@@ -54,6 +56,7 @@ async def discover(
     pool: H2Pool,
     http11: httpx.AsyncClient,
     local: LocalApps | None = None,
+    identity: SigningKey | None = None,
     deadline: float = DISCOVERY_DEADLINE,
     max_manifest_bytes: int = MAX_MANIFEST_BYTES,
 ) -> Discovered:
@@ -79,6 +82,7 @@ async def discover(
     headers = [("accept", MANIFEST_ACCEPT)] + [
         (k.lower(), v) for k, v in additional_headers.items()
     ]
+    headers.extend(sign(identity, "/discover", None, time.time()))
     calling = f"error when calling '{uri}'"
     try:
         async with asyncio.timeout(deadline):
