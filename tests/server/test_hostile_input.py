@@ -184,7 +184,10 @@ def test_a_bad_additional_header_is_a_400(
     assert fragment in message(resp, 400)
 
 
-@pytest.mark.parametrize("uri", ["http://127.0.0.1:99999", "http://[::1", "ftp://host/x", "x"])
+@pytest.mark.parametrize(
+    "uri",
+    ["http://127.0.0.1:99999", "http://[::1", "ftp://host/x", "x", "http://a\0b/", "http://a b/"],
+)
 def test_a_bad_uri_is_a_400(admin: httpx.Client, uri: str) -> None:
     assert "bad uri" in message(register(admin, uri), 400)
 

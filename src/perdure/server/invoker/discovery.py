@@ -66,6 +66,8 @@ async def discover(
     than ``max_manifest_bytes`` is refused as soon as it is known to be (a deployment that drips
     or floods cannot hold a registration or the server's memory).
     """
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        raise DiscoveryError(400, f"bad uri {uri!r}: it holds whitespace or control characters")
     url = urlsplit(uri)
     try:
         port = url.port
@@ -114,7 +116,8 @@ async def discover(
             f"{calling}: cannot connect (is the deployment running, on that host and port?)",
             CALL_FAILED,
         ) from None
-    except (OSError, H2Error, LocalError, httpx.HTTPError, h2.exceptions.H2Error) as exc:
+    except (OSError, H2Error, LocalError, httpx.HTTPError, httpx.InvalidURL, ValueError,
+            h2.exceptions.H2Error) as exc:  # fmt: skip
         hint = (
             ""
             if use_http_11 or url.scheme == LOCAL_SCHEME
