@@ -288,17 +288,25 @@ def _service_paths(service: Service) -> Json:
     keyed = service.ty != "SERVICE"
     base = f"/{service.name}/{{key}}" if keyed else f"/{service.name}"
     key = [_path("key", "the object or workflow key")] if keyed else []
+    idempotency = {
+        "name": "idempotency-key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "run once per key (not for a workflow's run handler)",
+    }
     paths: Json = {}
     for handler in service.manifest.handlers:
         if not service.public(handler):
             continue
         body = _input_body(handler)
         call = _op(f"Call {service.name}/{handler.name}", {"200": "the handler's result"},
-                   (400, 404), error=e, params=key, body=body)  # fmt: skip
+                   (400, 404), error=e, params=[*key, idempotency], body=body)  # fmt: skip
         send = _op(
             f"Send to {service.name}/{handler.name} (one-way)", {"202": "accepted"}, (400, 404),
             error=e, body=body,
-            params=[*key, _query("delay", {"type": "string"}, "run after this duration")],
+            params=[*key, idempotency,
+                    _query("delay", {"type": "string"}, "run after this duration")],
         )  # fmt: skip
         paths[f"{base}/{handler.name}"] = {"post": call}
         paths[f"{base}/{handler.name}/send"] = {"post": send}
