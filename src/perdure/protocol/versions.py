@@ -22,10 +22,8 @@ def parse_invocation_content_type(content_type: str | None) -> int | None:
     if not content_type or not content_type.startswith(INVOCATION_CONTENT_TYPE_PREFIX):
         return None
     digits = content_type[len(INVOCATION_CONTENT_TYPE_PREFIX) :]
-    # isdigit() alone accepts non-ASCII digits ("²") that int() then refuses.
-    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
-        return None
-    return int(digits)
+    valid = digits.isascii() and digits.isdigit() and not digits.startswith("0")
+    return int(digits) if valid else None
 
 
 def manifest_content_type(version: int) -> str:

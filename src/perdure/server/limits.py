@@ -15,10 +15,6 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 DISCOVERY_DEADLINE = 30.0
 """Seconds one discovery may take in total: connect, headers and the whole manifest."""
 
-LATEST_EXECUTION_TIME_MS = 253_402_300_799_999
-"""A delayed send must run by 9999-12-31T23:59:59.999Z (the last instant RFC 3339 can write):
-``?delay`` reaching past it is a 400."""
-
 MAX_LIST_LIMIT = 100_000
 """The largest ``limit`` of ``GET /invocations``."""
 
