@@ -178,6 +178,8 @@ async def run(cfg: Config) -> Outcome:
                                 f"{cycle.first_good} window {window}")
                 if window is not None:
                     windows.append(window)
+                if cycle.first_good is None:
+                    break  # no recovery: more faults would tell nothing more
             await asyncio.sleep(rng.uniform(*cfg.gap))
         finally:
             workload.stop()

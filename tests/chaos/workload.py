@@ -77,6 +77,7 @@ class Workload:
         """The exchanges under way (what an actor still waits for at the end is stuck)."""
         self.stuck_timeout = stuck_timeout
         self._stop = asyncio.Event()
+        self._deadline: float | None = None
         self._serial = 0
         self._tail = ledger.Tail(ledger_path)
         self._awakeables: dict[str, str] = {}
@@ -91,6 +92,12 @@ class Workload:
 
     def stop(self) -> None:
         self._stop.set()
+        self._deadline = time.monotonic() + self.stuck_timeout
+
+    def _waiting(self) -> bool:
+        """Whether to keep retrying: always while the faults go on, then up to the stuck
+        timeout (a request may legitimately wait through many faults)."""
+        return self._deadline is None or time.monotonic() < self._deadline
 
     async def actor(self, pause: float) -> None:
         kinds, weights = list(KINDS), list(KINDS.values())
@@ -153,8 +160,7 @@ class Workload:
         self, req: Request, path: str, ok: set[int], **kw: Any
     ) -> httpx.Response | None:
         """An idempotent request: retried after any failure until an answer in ``ok``."""
-        deadline = time.monotonic() + self.stuck_timeout
-        while time.monotonic() < deadline:
+        while self._waiting():
             resp, _ = await self.exchange("POST", path, **kw)
             if resp is not None and resp.status_code in ok:
                 return resp
@@ -162,7 +168,7 @@ class Workload:
                 req.problems.append(f"POST {path}: {resp.status_code} {resp.text[:200]}")
                 return None
             await asyncio.sleep(0.2)
-        req.problems.append(f"POST {path}: no answer within {self.stuck_timeout}s")
+        req.problems.append(f"POST {path}: no answer {self.stuck_timeout}s after the faults")
         return None
 
     # -- the kinds -----------------------------------------------------------------------------
@@ -237,9 +243,8 @@ class Workload:
         if not await self._once(req, "/Work/approval/send", 202, json=req.body):
             if not req.unknown:
                 return
-        deadline = time.monotonic() + self.stuck_timeout
         while (awakeable_id := self._awakeable_id(req.tag)) is None:
-            if time.monotonic() > deadline:
+            if not self._waiting():
                 if req.accepted:
                     req.problems.append("its awakeable id never reached the ledger")
                 return
