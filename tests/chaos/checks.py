@@ -38,13 +38,13 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.stuck or self.wrong
-                    or self.errors_outside_windows)  # fmt: skip
+        return not (
+            self.lost or self.duplicated or self.stuck or self.wrong or self.errors_outside_windows
+        )
 
 
 async def query(admin: httpx.AsyncClient, sql: str) -> list[dict[str, Any]]:
-    resp = await admin.post("/query", json={"query": sql},
-                            headers={"accept": "application/json"})  # fmt: skip
+    resp = await admin.post("/query", json={"query": sql}, headers={"accept": "application/json"})
     resp.raise_for_status()
     rows: list[dict[str, Any]] = resp.json()["rows"]
     return rows
@@ -53,8 +53,10 @@ async def query(admin: httpx.AsyncClient, sql: str) -> list[dict[str, Any]]:
 async def wait_quiescent(admin: httpx.AsyncClient, timeout: float) -> list[dict[str, Any]]:
     """Poll until every invocation has completed; returns the ones still open at the deadline."""
     deadline = time.monotonic() + timeout
-    sql = ("SELECT id, status, target, retry_count, last_failure FROM sys_invocation "
-           "WHERE status != 'completed'")  # fmt: skip
+    sql = (
+        "SELECT id, status, target, retry_count, last_failure FROM sys_invocation "
+        "WHERE status != 'completed'"
+    )
     while True:
         try:
             open_ = await query(admin, sql)
@@ -89,7 +91,21 @@ def outside(t: float, windows: list[tuple[float, float]]) -> bool:
     return not any(start <= t <= end for start, end in windows)
 
 
+@dataclass
+class Evidence:
+    """What the server, the ledger and the attach calls say, gathered once."""
+
+    rows: dict[str, dict[str, Any]]
+    """sys_invocation by id"""
+    records: list[dict[str, Any]]
+    acked: dict[tuple[str, str], str]
+    """(invocation, step) -> the acknowledged token"""
+    invs_of_tag: dict[str, set[str]]
+    outputs: dict[str, tuple[int | None, Any]]
+
+
 async def verify(
+    *,
     ingress: str,
     admin_url: str,
     requests: list[Request],
@@ -101,22 +117,37 @@ async def verify(
     v = Verdict()
     async with httpx.AsyncClient(base_url=admin_url, timeout=30.0) as admin:
         for row in await wait_quiescent(admin, stuck_timeout):
-            v.stuck.append(f"{row.get('id')} {row.get('target')} {row.get('status')} "
-                           f"retries={row.get('retry_count')} {row.get('last_failure')}")  # fmt: skip
-        rows = await query(admin, "SELECT id, status, target, target_service_name, "
-                           "target_service_key, target_handler_name, completion_result, "
-                           "completion_failure FROM sys_invocation")  # fmt: skip
+            v.stuck.append(
+                f"{row.get('id')} {row.get('target')} {row.get('status')} "
+                f"retries={row.get('retry_count')} {row.get('last_failure')}"
+            )
+        rows = await query(
+            admin,
+            "SELECT id, status, target, target_service_name, "
+            "target_service_key, target_handler_name, completion_result, "
+            "completion_failure FROM sys_invocation",
+        )
     v.invocations = len(rows)
-    by_id = {r["id"]: r for r in rows}
     for r in rows:
         if r["status"] == "completed" and r.get("completion_result") != "success":
-            v.wrong.append(f"{r['id']} {r['target']} failed: {r['completion_failure']}")
+            v.wrong.append(f"{r['id']} {r['target']} failed: {r.get('completion_failure')}")
+    evidence = await _gather(ingress, rows, ledger_path, v)
+    for req in requests:
+        _check_request(req, evidence, v)
+    await _check_counters(ingress, requests, rows, evidence.records, v)
+    for e in exchanges:
+        if (e.status is None or e.status >= 500) and outside(e.t, windows):
+            v.errors_outside_windows.append(f"{e.what}: {e.status or e.error}")
+    return v
 
+
+async def _gather(
+    ingress: str, rows: list[dict[str, Any]], ledger_path: Any, v: Verdict
+) -> Evidence:
     records = list(ledger.read(ledger_path))
     histories = ledger.step_histories(records)
     v.duplicated += ledger.step_violations(histories)
     v.reexecuted_steps = sum(len(h.executions) - 1 for h in histories.values() if h.acks)
-    acked = {key: h.acks[0] for key, h in histories.items() if h.acks}
     invs_of_tag: dict[str, set[str]] = defaultdict(set)
     for r in records:
         if r["kind"] in {"exec", "ack"}:
@@ -124,48 +155,44 @@ async def verify(
     for tag, invs in sorted(invs_of_tag.items()):
         if len(invs) > 1:
             v.duplicated.append(f"request {tag} ran as {len(invs)} invocations: {sorted(invs)}")
-
+    by_id = {r["id"]: r for r in rows}
     completed = [inv for inv, r in by_id.items() if r["status"] == "completed"]
     outputs = await attach_all(ingress, sorted(completed))  # the others are reported as stuck
     for inv, (status, body) in outputs.items():
         if status != 200 and by_id[inv].get("completion_result") == "success":
             v.wrong.append(f"attach to {inv}: {status} {body}")
+    acked = {key: h.acks[0] for key, h in histories.items() if h.acks}
+    return Evidence(by_id, records, acked, invs_of_tag, outputs)
 
-    for req in requests:
-        v.accepted += req.accepted
-        v.unknown += req.unknown and not req.accepted
-        for problem in req.problems:
-            v.wrong.append(f"{req.tag}: {problem}")
-        inv = req.invocation_id
-        if inv is None and (req.accepted or req.unknown):
-            root_tag = f"{req.tag}/{CHAIN_DEPTH}" if req.kind == "chain" else req.tag
-            found = invs_of_tag.get(root_tag, set())
-            inv = next(iter(found)) if len(found) == 1 else None
-        if inv is None:
-            if req.accepted:
-                v.lost.append(f"{req.tag}: accepted, invocation id unknown, not in the ledger")
-            continue
-        if inv not in by_id:
-            v.lost.append(f"{req.tag}: {inv} accepted, unknown to the server")
-            continue
-        if by_id[inv]["status"] != "completed":
-            continue  # reported as stuck
-        status, output = outputs.get(inv, (None, None))
-        expected = _expected(req, inv, acked)
-        if expected is not _ANY and output != expected:
-            v.wrong.append(f"{req.tag}: {inv} output {output!r}, expected {expected!r}")
-        if req.response is not None and output != req.response:
-            v.wrong.append(f"{req.tag}: the caller got {req.response!r}, attach {output!r}")
-        if req.due is not None:
-            started = min((r["t"] for r in records if r.get("inv") == inv), default=None)
-            if started is not None and started < req.due - 0.05:
-                v.wrong.append(f"{req.tag}: delayed send ran {req.due - started:.2f}s early")
 
-    await _check_counters(ingress, requests, rows, records, v)
-    for e in exchanges:
-        if (e.status is None or e.status >= 500) and outside(e.t, windows):
-            v.errors_outside_windows.append(f"{e.what}: {e.status or e.error}")
-    return v
+def _check_request(req: Request, ev: Evidence, v: Verdict) -> None:
+    v.accepted += req.accepted
+    v.unknown += req.unknown and not req.accepted
+    for problem in req.problems:
+        v.wrong.append(f"{req.tag}: {problem}")
+    inv = req.invocation_id
+    if inv is None and (req.accepted or req.unknown):
+        found = ev.invs_of_tag.get(f"{req.tag}/{CHAIN_DEPTH}" if req.kind == "chain" else req.tag)
+        inv = next(iter(found)) if found and len(found) == 1 else None
+    if inv is None:
+        if req.accepted:
+            v.lost.append(f"{req.tag}: accepted, invocation id unknown, not in the ledger")
+        return
+    if inv not in ev.rows:
+        v.lost.append(f"{req.tag}: {inv} accepted, unknown to the server")
+        return
+    if ev.rows[inv]["status"] != "completed":
+        return  # reported as stuck
+    _, output = ev.outputs.get(inv, (None, None))
+    expected = _expected(req, inv, ev.acked)
+    if expected is not _ANY and output != expected:
+        v.wrong.append(f"{req.tag}: {inv} output {output!r}, expected {expected!r}")
+    if req.response is not None and output != req.response:
+        v.wrong.append(f"{req.tag}: the caller got {req.response!r}, attach {output!r}")
+    if req.due is not None:
+        started = min((r["t"] for r in ev.records if r.get("inv") == inv), default=None)
+        if started is not None and started < req.due - 0.05:
+            v.wrong.append(f"{req.tag}: delayed send ran {req.due - started:.2f}s early")
 
 
 _ANY = object()
@@ -185,16 +212,24 @@ def _expected(req: Request, inv: str, acked: dict[tuple[str, str], str]) -> Any:
 
 
 async def _check_counters(
-    ingress: str, requests: list[Request], rows: list[dict[str, Any]],
-    records: list[dict[str, Any]], v: Verdict,
-) -> None:  # fmt: skip
-    delta_of = {req.tag: int(req.body["delta"]) for req in requests if req.kind.startswith("counter")}
+    ingress: str,
+    requests: list[Request],
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    v: Verdict,
+) -> None:
+    delta_of = {r.tag: int(r.body["delta"]) for r in requests if r.kind.startswith("counter")}
     tag_of = {r["inv"]: r["tag"] for r in records if r["kind"] in {"exec", "ack"}}
     async with httpx.AsyncClient(base_url=ingress, timeout=30.0) as http:
         for key in HOT_KEYS:
-            adds = [r for r in rows if r["target_service_name"] == "Counter"
-                    and r.get("target_service_key") == key and r["target_handler_name"] == "add"
-                    and r.get("completion_result") == "success"]  # fmt: skip
+            adds = [
+                r
+                for r in rows
+                if r["target_service_name"] == "Counter"
+                and r.get("target_service_key") == key
+                and r["target_handler_name"] == "add"
+                and r.get("completion_result") == "success"
+            ]
             deltas = [delta_of.get(tag_of.get(r["id"], ""), 0) for r in adds]
             try:
                 state = (await http.post(f"/Counter/{key}/get", timeout=10.0)).json()

@@ -33,8 +33,15 @@ class Deployment:
 
     def start(self) -> None:
         self.starts += 1
-        args = [sys.executable, "-m", "tests.chaos.services", "--port", str(self.port),
-                "--ledger", str(self.ledger)]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "tests.chaos.services",
+            "--port",
+            str(self.port),
+            "--ledger",
+            str(self.ledger),
+        ]
         if self.goaway_after:
             args += ["--goaway-after", str(self.goaway_after)]
         self.child = Child(
@@ -85,11 +92,13 @@ class Cluster:
         return time.monotonic() - began
 
     async def kill_both(self) -> float:
-        await asyncio.gather(asyncio.to_thread(self.server.kill),
-                             asyncio.to_thread(self.deployment.kill))  # fmt: skip
+        await asyncio.gather(
+            asyncio.to_thread(self.server.kill), asyncio.to_thread(self.deployment.kill)
+        )
         began = time.monotonic()
-        await asyncio.gather(asyncio.to_thread(self.server.restart),
-                             asyncio.to_thread(self.deployment.start))  # fmt: skip
+        await asyncio.gather(
+            asyncio.to_thread(self.server.restart), asyncio.to_thread(self.deployment.start)
+        )
         return time.monotonic() - began
 
     async def switch_deployment(self, goaway_after: int) -> float:

@@ -14,6 +14,7 @@ import asyncio
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class Config:
     goaway_after: int = 10
     stuck_timeout: float = 60.0
     server_args: tuple[str, ...] = ("--inactivity-timeout", "5s")
+    progress: Callable[[str], None] | None = None
+    """Called with a line per cycle (the command line prints them)."""
 
 
 @dataclass
@@ -103,18 +106,22 @@ class Outcome:
         return "\n".join(lines)
 
 
+def _secs(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f}s"
+
+
 def _spread(values: list[float]) -> str:
     if not values:
         return "-"
-    return (f"min {min(values):.2f}s median {statistics.median(values):.2f}s "
-            f"max {max(values):.2f}s")  # fmt: skip
+    return f"min {min(values):.2f}s median {statistics.median(values):.2f}s max {max(values):.2f}s"
 
 
 async def first_good_answer(ingress: str, deadline: float) -> float | None:
     """Seconds until POST /Work/ping answers 200 (None: not before the deadline)."""
     began = time.monotonic()
-    async with httpx.AsyncClient(base_url=ingress, limits=httpx.Limits(max_keepalive_connections=0)
-                                 ) as http:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=ingress, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as http:
         while time.monotonic() < deadline:
             try:
                 resp = await http.post("/Work/ping", timeout=5.0)
@@ -174,8 +181,13 @@ async def run(cfg: Config) -> Outcome:
                 began = time.time()
                 cycle, window = await _fault(c, cfg, kind)
                 outcome.cycles.append(cycle)
-                timeline.append(f"{began:.3f} {kind}: restart {cycle.restart} first good "
-                                f"{cycle.first_good} window {window}")
+                line = (
+                    f"{began:.3f} cycle {len(outcome.cycles)}/{len(schedule)} {kind}: "
+                    f"restart {_secs(cycle.restart)}, first good answer {_secs(cycle.first_good)}"
+                )
+                timeline.append(line)
+                if cfg.progress is not None:
+                    cfg.progress(line)
                 if window is not None:
                     windows.append(window)
                 if cycle.first_good is None:
@@ -193,8 +205,15 @@ async def run(cfg: Config) -> Outcome:
                 raise task.exception()  # type: ignore[misc]
         await workload.close()
         outcome.requests = len(workload.requests)
-        outcome.verdict = await verify(c.ingress, c.admin, workload.requests, workload.exchanges,
-                                       windows, c.deployment.ledger, cfg.stuck_timeout)  # fmt: skip
+        outcome.verdict = await verify(
+            ingress=c.ingress,
+            admin_url=c.admin,
+            requests=workload.requests,
+            exchanges=workload.exchanges,
+            windows=windows,
+            ledger_path=c.deployment.ledger,
+            stuck_timeout=cfg.stuck_timeout,
+        )
         _write_timeline(cfg.tmp / "timeline.log", timeline, workload)
         outcome.verdict.stuck += [f"request {r}: no answer at the end" for r in stuck_requests]
         outcome.silenced_connections = c.silenced
@@ -206,7 +225,9 @@ async def run(cfg: Config) -> Outcome:
 def _write_timeline(path: Path, faults: list[str], workload: Workload) -> None:
     """The faults and every failed exchange but refused connections, in time order (for
     diagnosing a failed run)."""
-    lines = faults + [f"{e.t:.3f} {e.what}: {e.status} {e.error}" for e in workload.exchanges
-                      if (e.status is None or e.status >= 400)
-                      and not (e.error or "").startswith("ConnectError")]  # fmt: skip
+    lines = faults + [
+        f"{e.t:.3f} {e.what}: {e.status} {e.error}"
+        for e in workload.exchanges
+        if (e.status is None or e.status >= 400) and not (e.error or "").startswith("ConnectError")
+    ]
     path.write_text("\n".join(sorted(lines)) + "\n")

@@ -46,7 +46,7 @@ async def step(ctx: Context | ObjectContext | WorkflowContext, name: str, tag: s
         ledger().append("exec", inv=inv, step=name, tag=tag, token=token)
         return token
 
-    token = await ctx.run(name, execute)
+    token: str = await ctx.run(name, execute)
     ledger().append("ack", inv=inv, step=name, tag=tag, token=token)
     return token
 

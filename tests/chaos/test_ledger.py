@@ -9,8 +9,10 @@ from tests.chaos import ledger
 
 
 def _records(*lines: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"kind": kind, "inv": "inv_1", "step": "s0", "tag": "t", "token": token}
-            for kind, token in lines]  # fmt: skip
+    return [
+        {"kind": kind, "inv": "inv_1", "step": "s0", "tag": "t", "token": token}
+        for kind, token in lines
+    ]
 
 
 def _violations(*lines: tuple[str, str]) -> list[str]:

@@ -109,18 +109,28 @@ class Workload:
     # -- HTTP ----------------------------------------------------------------------------------
 
     async def exchange(
-        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None,
-        timeout: float | None = None, content: bytes | None = None,
-    ) -> tuple[httpx.Response | None, bool]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        content: bytes | None = None,
+    ) -> tuple[httpx.Response | None, bool]:
         """One HTTP exchange; returns (response, sent). ``sent`` is False when the connection
         could not be opened (the request certainly did not reach the server)."""
         key = object()
         self.in_flight[key] = f"{method} {path} (since {time.time():.3f})"
         try:
             resp = await self._http.request(
-                method, path, json=json, headers=headers, content=content,
+                method,
+                path,
+                json=json,
+                headers=headers,
+                content=content,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )  # fmt: skip
+            )
         except httpx.ConnectError as exc:
             self.exchanges.append(Exchange(time.time(), f"{method} {path}", None, repr(exc)))
             return None, False
@@ -129,8 +139,14 @@ class Workload:
             return None, True
         finally:
             del self.in_flight[key]
-        self.exchanges.append(Exchange(time.time(), f"{method} {path}", resp.status_code,
-                                       None if resp.status_code < 400 else resp.text[:300]))  # fmt: skip
+        self.exchanges.append(
+            Exchange(
+                time.time(),
+                f"{method} {path}",
+                resp.status_code,
+                None if resp.status_code < 400 else resp.text[:300],
+            )
+        )
         return resp, True
 
     async def _once(self, req: Request, path: str, expect: int, **kw: Any) -> httpx.Response | None:
@@ -180,8 +196,11 @@ class Workload:
         return req
 
     def _process_job(self, tag: str) -> dict[str, Any]:
-        return {"tag": tag, "steps": self.random.randint(1, 3),
-                "sleep_ms": self.random.choice([0, 0, 50, 200])}  # fmt: skip
+        return {
+            "tag": tag,
+            "steps": self.random.randint(1, 3),
+            "sleep_ms": self.random.choice([0, 0, 50, 200]),
+        }
 
     async def _call(self, req: Request) -> None:
         req.body = self._process_job(req.tag)
@@ -231,26 +250,30 @@ class Workload:
 
     async def _workflow(self, req: Request) -> None:
         req.body = {"tag": req.tag}
-        if not await self._once(req, f"/Signup/{req.tag}/run/send", 202, json=req.body):
-            if not req.unknown:
-                return
+        sent = await self._once(req, f"/Signup/{req.tag}/run/send", 202, json=req.body)
+        if not sent and not req.unknown:
+            return
         headers = {"idempotency-key": f"click-{req.tag}"}
-        await self._until_answered(req, f"/Signup/{req.tag}/click", {200},
-                                   json=f"clicked-{req.tag}", headers=headers)  # fmt: skip
+        await self._until_answered(
+            req, f"/Signup/{req.tag}/click", {200}, json=f"clicked-{req.tag}", headers=headers
+        )
 
     async def _awakeable(self, req: Request) -> None:
         req.body = {"tag": req.tag}
-        if not await self._once(req, "/Work/approval/send", 202, json=req.body):
-            if not req.unknown:
-                return
+        if not await self._once(req, "/Work/approval/send", 202, json=req.body) and not req.unknown:
+            return
         while (awakeable_id := self._awakeable_id(req.tag)) is None:
             if not self._waiting():
                 if req.accepted:
                     req.problems.append("its awakeable id never reached the ledger")
                 return
             await asyncio.sleep(0.1)
-        await self._until_answered(req, f"/restate/awakeables/{awakeable_id}/resolve",
-                                   {200, 202}, json=f"approved-{req.tag}")  # fmt: skip
+        await self._until_answered(
+            req,
+            f"/restate/awakeables/{awakeable_id}/resolve",
+            {200, 202},
+            json=f"approved-{req.tag}",
+        )
 
     def _awakeable_id(self, tag: str) -> str | None:
         for record in self._tail.new_records():
