@@ -102,6 +102,8 @@ class Evidence:
     """(invocation, step) -> the acknowledged token"""
     invs_of_tag: dict[str, set[str]]
     outputs: dict[str, tuple[int | None, Any]]
+    first_record_at: dict[str, float]
+    """invocation -> wall-clock time of its first ledger record (when it started)"""
 
 
 async def verify(
@@ -162,7 +164,11 @@ async def _gather(
         if status != 200 and by_id[inv].get("completion_result") == "success":
             v.wrong.append(f"attach to {inv}: {status} {body}")
     acked = {key: h.acks[0] for key, h in histories.items() if h.acks}
-    return Evidence(by_id, records, acked, invs_of_tag, outputs)
+    first_record_at: dict[str, float] = {}
+    for r in records:
+        if "inv" in r:
+            first_record_at.setdefault(r["inv"], r["t"])
+    return Evidence(by_id, records, acked, invs_of_tag, outputs, first_record_at)
 
 
 def _check_request(req: Request, ev: Evidence, v: Verdict) -> None:
@@ -190,7 +196,7 @@ def _check_request(req: Request, ev: Evidence, v: Verdict) -> None:
     if req.response is not None and output != req.response:
         v.wrong.append(f"{req.tag}: the caller got {req.response!r}, attach {output!r}")
     if req.due is not None:
-        started = min((r["t"] for r in ev.records if r.get("inv") == inv), default=None)
+        started = ev.first_record_at.get(inv)
         if started is not None and started < req.due - 0.05:
             v.wrong.append(f"{req.tag}: delayed send ran {req.due - started:.2f}s early")
 
