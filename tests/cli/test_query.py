@@ -129,5 +129,12 @@ def test_only_json_is_produced(perdure: Deployed) -> None:
     resp = post(perdure, "SELECT 1", accept="application/vnd.apache.arrow.stream")
     assert resp.status_code == 406
     assert "application/json" in resp.json()["message"]
-    bad = httpx.post(perdure.admin + "/query", content=b"SELECT 1", timeout=30.0)
+    bad = httpx.post(
+        perdure.admin + "/query",
+        content=b"SELECT 1",
+        headers={"content-type": "application/json"},
+        timeout=30.0,
+    )
     assert bad.status_code == 400 and "query" in bad.json()["message"]
+    untyped = httpx.post(perdure.admin + "/query", content=b"SELECT 1", timeout=30.0)
+    assert untyped.status_code == 415 and "application/json" in untyped.json()["message"]

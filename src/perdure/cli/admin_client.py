@@ -29,10 +29,16 @@ def admin_url(given: str | None) -> str:
     return (given or os.environ.get("PERDURE_ADMIN_URL") or DEFAULT_ADMIN).rstrip("/")
 
 
+def admin_token(given: str | None) -> str | None:
+    """``--token``, else ``$PERDURE_ADMIN_TOKEN`` (None: send no token)."""
+    return given or os.environ.get("PERDURE_ADMIN_TOKEN") or None
+
+
 class AdminClient:
-    def __init__(self, base: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         self.base = base.rstrip("/")
-        self.http = httpx.Client(timeout=timeout)
+        auth = {"authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(timeout=timeout, headers=auth)
         self._prefix: str | None = None
         self._version: dict[str, Any] | None = None
 
@@ -60,6 +66,8 @@ class AdminClient:
     def version(self) -> dict[str, Any]:
         if self._version is None:
             resp = self._send("GET", "/version")
+            if resp.status_code == 401:
+                raise CliError(_server_message(resp), status=401)
             if resp.status_code != 200:
                 raise CliError(f"{self.base}/version answered {resp.status_code}: is this an "
                                "admin API (port 9070 by default)?")  # fmt: skip

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from perdure.cli.admin_client import AdminClient, CliError, admin_url
+from perdure.cli.admin_client import AdminClient, CliError, admin_token, admin_url
 from perdure.cli.common import management_flags
 from perdure.cli.render import Output
 from perdure.cli.state import parse_json_argument
@@ -51,6 +51,11 @@ def add_parser(sub: Any) -> None:
         f"else {DEFAULT_INGRESS})",
     )
     parser.add_argument("--timeout", type=float, help="give up after this many seconds (none)")
+    parser.add_argument(
+        "--ingress-token",
+        metavar="TOKEN",
+        help="the ingress's bearer token (default: $PERDURE_INGRESS_TOKEN)",
+    )
 
 
 def main(args: argparse.Namespace, out: Any) -> int:
@@ -91,11 +96,11 @@ class Target:
         return "/".join(p for p in (self.service, self.key, self.handler) if p is not None)
 
 
-def ingress_url(given: str | None, admin: str | None) -> str:
+def ingress_url(given: str | None, admin: str | None, token: str | None = None) -> str:
     """--ingress, $PERDURE_INGRESS_URL, the admin's ``ingress_endpoint``, or the default."""
     url = given or os.environ.get("PERDURE_INGRESS_URL")
     if not url:
-        with AdminClient(admin_url(admin), timeout=5.0) as client:
+        with AdminClient(admin_url(admin), timeout=5.0, token=token) as client:
             try:
                 url = client.version().get("ingress_endpoint")
             except CliError:  # no admin API to ask: the default it is
@@ -112,6 +117,9 @@ def _headers(args: argparse.Namespace) -> dict[str, str]:
         headers[name.strip()] = value.strip()
     if args.idempotency_key is not None:
         headers["idempotency-key"] = args.idempotency_key
+    token = args.ingress_token or os.environ.get("PERDURE_INGRESS_TOKEN")
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     return headers
 
 
@@ -125,7 +133,7 @@ def _call(args: argparse.Namespace, output: Output) -> int:
         value = parse_json_argument(args.body)
         content = json.dumps(value, ensure_ascii=False).encode()
         headers["content-type"] = "application/json"
-    base = ingress_url(args.ingress, args.admin)
+    base = ingress_url(args.ingress, args.admin, admin_token(args.token))
     path = target.path() + ("/send" if args.send else "")
     params = {"delay": args.delay} if args.delay else None
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout or 10.0, 10.0))

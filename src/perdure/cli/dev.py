@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from perdure.cli.server_flags import FlagError, add_server_flags, inactivity_ms, setup_logging
+from perdure.cli.server_flags import (
+    FlagError,
+    add_server_flags,
+    inactivity_ms,
+    protection,
+    setup_logging,
+)
 
 HELP = "run the server and your services in one process, reloading them when files change"
 EPILOG = """\
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args)
     try:
         inactivity = inactivity_ms(args)
+        guards = protection(args)
     except FlagError as exc:
         print(f"perdure dev: {exc}", file=sys.stderr)
         return 2
@@ -51,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
+        protection=guards,
     )
     return asyncio.run(run_dev(config, sys.stdout))

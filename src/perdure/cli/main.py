@@ -21,7 +21,13 @@ from google.protobuf.json_format import MessageToDict
 
 import perdure
 from perdure.cli import call, deployments, dev, invocations, services, state
-from perdure.cli.server_flags import FlagError, add_server_flags, inactivity_ms, setup_logging
+from perdure.cli.server_flags import (
+    FlagError,
+    add_server_flags,
+    inactivity_ms,
+    protection,
+    setup_logging,
+)
 from perdure.protocol import ProtocolError, decode_frames
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
@@ -98,6 +104,7 @@ def _server(args: argparse.Namespace) -> int:
             return 2
     try:
         inactivity = inactivity_ms(args)
+        guards = protection(args)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
@@ -106,6 +113,7 @@ def _server(args: argparse.Namespace) -> int:
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
+        protection=guards,
     )
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415

@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from perdure.server.app import Protection
+
+# Each security flag and the environment variable that stands in when the flag is not given.
+_ENV = {
+    "request_identity_private_key_pem_file": "PERDURE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
+    "admin_token_file": "PERDURE_ADMIN_TOKEN_FILE",
+    "ingress_token_file": "PERDURE_INGRESS_TOKEN_FILE",
+    "allowed_host": "PERDURE_ALLOWED_HOSTS",
+}
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +35,33 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
         "(default 1m; 0s replays every handler at every await)",
     )
     parser.add_argument("--log-level", default="info", help="debug, info, warning (info)")
+    security = parser.add_argument_group("security (see docs/security.md)")
+    security.add_argument(
+        "--request-identity-private-key-pem-file",
+        metavar="PEM",
+        help="sign every request to a deployment with this Ed25519 key (PKCS#8 PEM), as Restate "
+        "does; deployments verify it with identity_keys "
+        f"(${_ENV['request_identity_private_key_pem_file']})",
+    )
+    security.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        help="the admin API needs 'Authorization: Bearer <token in FILE>' "
+        f"(${_ENV['admin_token_file']})",
+    )
+    security.add_argument(
+        "--ingress-token-file",
+        metavar="FILE",
+        help="the ingress needs 'Authorization: Bearer <token in FILE>' "
+        f"(${_ENV['ingress_token_file']})",
+    )
+    security.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        help="a name clients may use in Host besides localhost, IP addresses and the bound host; "
+        f"repeatable; * allows any (${_ENV['allowed_host']}, comma-separated)",
+    )
 
 
 class FlagError(Exception):
@@ -37,6 +78,49 @@ def inactivity_ms(args: argparse.Namespace) -> int | None:
         return parse_duration(args.inactivity_timeout)
     except DurationError as exc:
         raise FlagError(f"--inactivity-timeout: {exc}") from None
+
+
+def protection(args: argparse.Namespace) -> Protection:
+    """The security flags (or their environment variables) read and checked."""
+    from perdure.protocol.identity import IdentityError, SigningKey  # noqa: PLC0415
+    from perdure.server.app import Protection  # noqa: PLC0415
+
+    def given(name: str) -> str | None:
+        value = getattr(args, name, None)
+        return value if value is not None else os.environ.get(_ENV[name]) or None
+
+    key = None
+    key_file = given("request_identity_private_key_pem_file")
+    if key_file is not None:
+        try:
+            key = SigningKey.from_pem(Path(key_file).read_bytes(), key_file)
+        except OSError as exc:
+            raise FlagError(
+                f"--request-identity-private-key-pem-file: cannot read {key_file}: {exc.strerror}"
+            ) from None
+        except IdentityError as exc:
+            raise FlagError(f"--request-identity-private-key-pem-file: {exc}") from None
+    hosts = getattr(args, "allowed_host", None)
+    if hosts is None:
+        hosts = [h for h in os.environ.get(_ENV["allowed_host"], "").split(",") if h.strip()]
+    return Protection(
+        admin_token=_token(given("admin_token_file"), "--admin-token-file"),
+        ingress_token=_token(given("ingress_token_file"), "--ingress-token-file"),
+        allowed_hosts=tuple(h.strip() for h in hosts),
+        identity_key=key,
+    )
+
+
+def _token(path: str | None, flag: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlagError(f"{flag}: cannot read {path}: {exc}") from None
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        raise FlagError(f"{flag}: {path} must hold one token: printable ASCII, without spaces")
+    return token
 
 
 def setup_logging(args: argparse.Namespace) -> None:

@@ -42,6 +42,8 @@ class AsyncClient:
     output wait without a limit unless given one. ``retries`` is how often a connection failure of
     an idempotent request (one with an idempotency key, attach/output, a workflow run send) is
     retried, with exponential backoff from 100 ms. ``http2`` speaks HTTP/2 (h2c on http://).
+    ``token`` is sent as ``Authorization: Bearer <token>`` to an ingress that needs one
+    (default: ``$PERDURE_INGRESS_TOKEN``, if set).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class AsyncClient:
         http2: bool = False,
         retries: int = _core.DEFAULT_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must not be negative")
@@ -63,6 +66,7 @@ class AsyncClient:
             http2=http2,
             transport=transport,
             follow_redirects=False,
+            headers=_core.auth_headers(token),
         )
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -324,6 +325,15 @@ class Config:
         if given is USE_CLIENT_DEFAULT:
             return default
         return seconds(given)
+
+
+TOKEN_ENV = "PERDURE_INGRESS_TOKEN"
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The bearer token header of every request (``token``, else ``$PERDURE_INGRESS_TOKEN``)."""
+    token = token if token is not None else os.environ.get(TOKEN_ENV)
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def lower_keys(headers: Mapping[str, str] | None) -> dict[str, str]:

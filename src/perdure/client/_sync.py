@@ -44,6 +44,8 @@ class Client:
     output wait without a limit unless given one. ``retries`` is how often a connection failure of
     an idempotent request (one with an idempotency key, attach/output, a workflow run send) is
     retried, with exponential backoff from 100 ms. ``http2`` speaks HTTP/2 (h2c on http://).
+    ``token`` is sent as ``Authorization: Bearer <token>`` to an ingress that needs one
+    (default: ``$PERDURE_INGRESS_TOKEN``, if set).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Client:
         http2: bool = False,
         retries: int = _core.DEFAULT_RETRIES,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must not be negative")
@@ -65,6 +68,7 @@ class Client:
             http2=http2,
             transport=transport or deadline_transport(http1=not http2, http2=http2),
             follow_redirects=False,
+            headers=_core.auth_headers(token),
         )
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from perdure.dev.loader import AppSpec, Loaded, Loader, LoadError
 from perdure.dev.watcher import Watcher
 from perdure.protocol import InvocationId
 from perdure.sdk.endpoint import App
-from perdure.server.app import open_runtime, serve_http, shutdown
+from perdure.server.app import Protection, listeners, open_runtime, serve_http, shutdown
 from perdure.server.records import Status
 from perdure.server.runtime import RegistrationError, Runtime
 
@@ -48,6 +48,8 @@ class DevConfig:
     """Seconds between two looks at the user's files."""
     shutdown_timeout: float = 10.0
     """How long a graceful stop waits for live attempts to reach a safe point."""
+    protection: Protection = field(default_factory=Protection)
+    """Tokens, allowed hosts and the request identity key, as ``perdure server`` takes them."""
 
 
 class DevError(Exception):
@@ -100,6 +102,7 @@ class DevSession:
             config.data_dir,
             inactivity_timeout=config.inactivity_timeout,
             ingress_url=self.ingress_url,
+            identity=config.protection.identity_key,
         )
         self.runtime = runtime
         try:
@@ -111,27 +114,25 @@ class DevSession:
         runtime.start()  # after mounting: recovered invocations find their code in place
         loop = asyncio.get_running_loop()
         stop_accepting = asyncio.Event()
-        listeners = {
-            loop.create_task(serve_http(app, bind, name, stop_accepting)): (bind, flag)
-            for app, bind, name, flag in (
-                (runtime.ingress, config.ingress_bind, "ingress", "--ingress-bind"),
-                (runtime.admin, config.admin_bind, "admin", "--admin-bind"),
-            )
+        guarded = listeners(runtime, config.ingress_bind, config.admin_bind, config.protection)
+        tasks = {
+            loop.create_task(serve_http(app, bind, name, stop_accepting)): (bind, f"--{name}-bind")
+            for app, bind, name in guarded
         }
-        await _listening([config.ingress_bind, config.admin_bind], listeners)
+        await _listening([config.ingress_bind, config.admin_bind], tasks)
         self._banner()
         watching = loop.create_task(self._watch())
         stopped = loop.create_task(stop.wait())
-        await asyncio.wait([stopped, *listeners], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
         code = 0
-        for task, (bind, flag) in listeners.items():
+        for task, (bind, flag) in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is not None:
                 self.say(f"perdure dev: cannot listen on {bind}: {task.exception()}; "
                          f"pass {flag} HOST:PORT to use another address")  # fmt: skip
                 code = 1
         self.say("perdure dev: stopping (running invocations reach a safe point first)")
         watching.cancel()
-        await shutdown(runtime, listeners, stop_accepting, config.shutdown_timeout)
+        await shutdown(runtime, tasks, stop_accepting, config.shutdown_timeout)
         stopped.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watching

@@ -7,7 +7,8 @@ ProtocolError                 anything the wire format rejects (a ValueError)
 ├── UnknownMessageTypeError   a type id that protocol V6 does not define
 ├── MessageDecodeError        a payload that is not a valid protobuf for its type
 ├── InvalidIdError            an invocation / awakeable / deployment id string or byte form
-└── ManifestError             a discovery manifest that breaks the schema
+├── ManifestError             a discovery manifest that breaks the schema
+└── IdentityError             a request identity key or signature that is unusable (identity.py)
 """
 
 from __future__ import annotations
@@ -47,3 +48,7 @@ class InvalidIdError(ProtocolError):
 
 class ManifestError(ProtocolError):
     """A discovery manifest is missing a required field or has one of the wrong shape."""
+
+
+class IdentityError(ProtocolError):
+    """A request identity key or a request's signature is unusable; the message says why."""

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perdure.protocol.manifest import Manifest, ProtocolMode
 from perdure.protocol.versions import (
@@ -30,12 +31,17 @@ from perdure.sdk.errors import VMError
 from perdure.sdk.invocation import Invocation, wall_clock_ms
 from perdure.sdk.vm import VM
 
+if TYPE_CHECKING:
+    from perdure.protocol.identity import Verifier
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SERVER_HEADER = b"perdure/0.1"
+IN_PROCESS = "perdure.in_process"
+"""The scope extension of requests from a server in this process (see server.invoker.local)."""
 DRAIN_TIMEOUT = 30.0
 """How long to wait for the server to close the request after our terminal message."""
 
@@ -47,10 +53,18 @@ class App:
 
     ``clock`` (milliseconds since the epoch) dates sleeps and delayed sends; real time unless
     given (``perdure.testing`` passes its virtual clock).
+
+    ``identity_keys`` (``publickeyv1_…``, the public halves of the servers' request identity
+    keys): when given, every request but ``/health`` must be signed by one of them, else it is
+    answered 401 and runs nothing (discovery included), as Restate's SDKs do.
     """
 
     def __init__(
-        self, services: Iterable[ServiceDefinition], *, clock: Callable[[], int] | None = None
+        self,
+        services: Iterable[ServiceDefinition],
+        *,
+        clock: Callable[[], int] | None = None,
+        identity_keys: Iterable[str] | None = None,
     ) -> None:
         self.services: dict[str, ServiceDefinition] = {}
         for service in services:
@@ -61,6 +75,12 @@ class App:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.live: dict[str, Invocation] = {}
         """The attempts running in this app, by invocation id (``inv_1…``)."""
+        self.verifier: Verifier | None = None
+        keys = list(identity_keys or ())
+        if keys:  # imported only when used: cryptography is a heavy import
+            from perdure.protocol.identity import Verifier  # noqa: PLC0415
+
+            self.verifier = Verifier.of(keys)
 
     def manifest(self, mode: ProtocolMode) -> Manifest:
         return Manifest(
@@ -79,6 +99,18 @@ class App:
         parts = [p for p in scope["path"].split("/") if p]
         method = scope["method"]
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        if (
+            self.verifier is not None
+            and not (method == "GET" and parts[-1:] == ["health"])
+            # A server in this very process (perdure dev) has nothing to prove; no HTTP server
+            # sets this extension, so a request from the network cannot claim it.
+            and IN_PROCESS not in (scope.get("extensions") or {})
+        ):
+            refusal = _identity_refusal(self.verifier, scope["path"], headers)
+            if refusal is not None:
+                log.warning("refused %s %s: %s", method, scope["path"], refusal)
+                await _respond(send, 401, f"request identity: {refusal}".encode())
+                return
         if method == "GET" and parts[-1:] == ["discover"]:
             await self._discover(scope, headers, send)
         elif method == "GET" and parts[-1:] == ["health"]:
@@ -124,6 +156,17 @@ class App:
             await _respond(send, 500, str(exc).encode())
             return
         await _respond(send, 200, body, manifest_content_type(version).encode())
+
+
+def _identity_refusal(verifier: Verifier, path: str, headers: dict[str, str]) -> str | None:
+    """Why the request's signature is not good enough (None: it is)."""
+    from perdure.protocol.identity import IdentityError, protocol_path  # noqa: PLC0415
+
+    try:
+        verifier.verify(headers, protocol_path(path) or path, time.time())
+    except IdentityError as exc:
+        return str(exc)
+    return None
 
 
 async def _respond(
@@ -244,10 +287,15 @@ class _Attempt:
             inv.progress.set()
 
 
-def app(services: Iterable[ServiceDefinition], *, clock: Callable[[], int] | None = None) -> App:
+def app(
+    services: Iterable[ServiceDefinition],
+    *,
+    clock: Callable[[], int] | None = None,
+    identity_keys: Iterable[str] | None = None,
+) -> App:
     """The ASGI application serving ``services`` (pass it to ``perdure.serve`` or any server);
-    ``clock``: see ``App``."""
-    return App(services, clock=clock)
+    ``clock`` and ``identity_keys``: see ``App``."""
+    return App(services, clock=clock, identity_keys=identity_keys)
 
 
 __all__ = ["App", "app"]

@@ -21,11 +21,29 @@ from typing import Any
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
+from perdure.protocol.identity import SigningKey
+from perdure.server.api.access import Access, Guarded
 from perdure.server.registry import Defaults
 from perdure.server.runtime import Runtime
+from perdure.server.storage.private import private_dir
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """What guards a server's listeners and signs its requests (see docs/security.md)."""
+
+    admin_token: str | None = None
+    """The bearer token of the admin API (None: none needed)."""
+    ingress_token: str | None = None
+    """The bearer token of the ingress (None: none needed)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names clients may use in ``Host`` besides localhost, IP addresses and the bound host
+    (``*``: any; see ``api.access``)."""
+    identity_key: SigningKey | None = None
+    """Signs every request to a deployment (request identity v1); None: unsigned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +61,7 @@ class ServerConfig:
     the SDK suspends (None: the official default, 1 minute; 0: suspend at every await, which
     replays handlers constantly and flushes out determinism bugs). Handler and service options
     still take precedence."""
+    protection: Protection = field(default_factory=Protection)
 
 
 def _hypercorn(bind: str, name: str) -> Config:
@@ -61,16 +80,41 @@ async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> Non
     await hypercorn_serve(app, _hypercorn(bind, name), shutdown_trigger=stop.wait)
 
 
+def listeners(
+    runtime: Runtime, ingress_bind: str, admin_bind: str, protection: Protection
+) -> list[tuple[Any, str, str]]:
+    """The ingress and the admin API behind their access checks: ``(app, bind, name)``."""
+    hosts = protection.allowed_hosts
+    ingress = Access(ingress_bind, protection.ingress_token, hosts,
+                     token_hint="perdure.client: token= or $PERDURE_INGRESS_TOKEN")  # fmt: skip
+    admin = Access(admin_bind, protection.admin_token, hosts, json_writes=True,
+                   token_hint="the CLI: --token or $PERDURE_ADMIN_TOKEN")  # fmt: skip
+    return [
+        (Guarded(runtime.ingress, ingress), ingress_bind, "ingress"),
+        (Guarded(runtime.admin, admin), admin_bind, "admin"),
+    ]
+
+
 def open_runtime(
-    data_dir: Path, *, inactivity_timeout: int | None, ingress_url: str, synchronous: str = "FULL"
+    data_dir: Path,
+    *,
+    inactivity_timeout: int | None,
+    ingress_url: str,
+    synchronous: str = "FULL",
+    identity: SigningKey | None = None,
 ) -> Runtime:
-    """The Runtime on the store in ``data_dir`` (created if missing), as server and dev run it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """The Runtime on the store in ``data_dir`` (created 0700 if missing), as server and dev run
+    it."""
+    private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
         defaults = dataclasses.replace(defaults, inactivity_timeout=inactivity_timeout)
     return Runtime(
-        data_dir / DB_FILE, defaults=defaults, ingress_url=ingress_url, synchronous=synchronous
+        data_dir / DB_FILE,
+        defaults=defaults,
+        ingress_url=ingress_url,
+        synchronous=synchronous,
+        identity=identity,
     )
 
 
@@ -100,16 +144,19 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         inactivity_timeout=config.inactivity_timeout,
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
+        identity=config.protection.identity_key,
     )
     stop_accepting = asyncio.Event()
     servers = [
         loop.create_task(serve_http(app, bind, name, stop_accepting))
-        for app, bind, name in (
-            (runtime.ingress, config.ingress_bind, "ingress"),
-            (runtime.admin, config.admin_bind, "admin"),
+        for app, bind, name in listeners(
+            runtime, config.ingress_bind, config.admin_bind, config.protection
         )
     ]
     runtime.start()
+    if config.protection.identity_key is not None:
+        log.info("signing requests to deployments; their identity_keys must include %s",
+                 config.protection.identity_key.kid)  # fmt: skip
     log.info(
         "perdure server listening: ingress http://%s, admin http://%s, data %s",
         config.ingress_bind,

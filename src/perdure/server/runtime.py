@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from perdure.protocol.identity import SigningKey
 from perdure.server.api.admin import Admin
 from perdure.server.api.ingress import Ingress
 from perdure.server.engine.driver import Clock, Engine
@@ -22,6 +23,7 @@ from perdure.server.invoker.local import ASGIApp, LocalApps
 from perdure.server.registry import Defaults, Registry
 from perdure.server.storage import Store
 from perdure.server.storage.lock import StoreLock
+from perdure.server.storage.private import private_file
 
 log = logging.getLogger("perdure.server")
 
@@ -39,9 +41,12 @@ class Runtime:
         clock: Clock | None = None,
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
+        identity: SigningKey | None = None,
     ) -> None:
         self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
         try:
+            if self.lock is not None:
+                private_file(Path(db_path))
             self.store = Store(db_path, synchronous=synchronous)
         except BaseException:
             if self.lock is not None:
@@ -51,7 +56,7 @@ class Runtime:
         self.registry.load(self.store)
         self.engine = Engine(self.store, self.registry, clock)
         self.local = LocalApps()
-        self.invoker = Invoker(self.engine, self.local)
+        self.invoker = Invoker(self.engine, self.local, identity)
         self.engine.invoker = self.invoker
         self.ingress = Ingress(self.engine)
         self.admin = Admin(self.engine, self.invoker, ingress_url)

@@ -173,6 +173,7 @@ class Admin:
                 pool=self.invoker.pool,
                 http11=self.invoker.http11,
                 local=self.invoker.local,
+                identity=self.invoker.identity,
             )
         except DiscoveryError as exc:
             return error(exc.status, exc.message)

@@ -139,9 +139,48 @@ _VIEWS = {
 
 TABLES = tuple(_VIEWS)
 
-# What a query may do: read tables and call functions; anything else is refused.
-_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
-            getattr(sqlite3, "SQLITE_RECURSIVE", 33)}  # fmt: skip
+# What a query may do: select, read the system views, and call the functions below; anything
+# else (writes, ATTACH, PRAGMA, load_extension, reading the store's own tables) is refused.
+_SELECTING = {sqlite3.SQLITE_SELECT, getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+
+# The functions a query may call: SQLite's pure scalar, aggregate, window, date, math and JSON
+# functions, and perdure's own. Anything else is refused, notably fts3_tokenizer (it hands out
+# and accepts native pointers) and load_extension.
+_FUNCTION_GROUPS = (
+    "abs char coalesce concat concat_ws format glob hex ifnull iif instr length like likelihood "
+    "likely lower ltrim max min nullif octet_length printf quote random replace round rtrim sign "
+    "soundex substr substring trim typeof unhex unicode unlikely upper",
+    "avg count group_concat string_agg sum total",
+    "row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value "
+    "nth_value",
+    "date time datetime julianday unixepoch strftime timediff current_date current_time "
+    "current_timestamp",
+    "acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log log10 "
+    "log2 mod pi pow power radians sin sinh sqrt tan tanh trunc",
+    "json json_array json_array_length json_error_position json_extract json_insert json_object "
+    "json_patch json_pretty json_quote json_remove json_replace json_set json_type json_valid "
+    "json_group_array json_group_object",
+    "perdure_ts perdure_utf8 perdure_live perdure_entry_type perdure_entry_name "
+    "perdure_entry_json perdure_entry_lite_json",
+)
+SAFE_FUNCTIONS = frozenset(name for group in _FUNCTION_GROUPS for name in group.split(" "))
+
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+"""The largest string or blob a query may build (zeroblob, printf and replace could otherwise
+make the server allocate gigabytes)."""
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None,
+               view: str | None) -> int:  # fmt: skip
+    if action in _SELECTING:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_OK if (arg2 or "").lower() in SAFE_FUNCTIONS else sqlite3.SQLITE_DENY
+    # Reads: a system view's own columns, a base table read on behalf of a view, or a row count
+    # (no column); a query's direct reads of the store's tables are refused.
+    if action == sqlite3.SQLITE_READ and (db == "temp" or view is not None or arg2 == ""):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 class QueryError(Exception):
@@ -177,8 +216,8 @@ def _connect(db_path: str, live: frozenset[str]) -> sqlite3.Connection:
     db.create_function("perdure_entry_lite_json", 2, journal.entry_lite_json, deterministic=True)
     for name, sql in _VIEWS.items():
         db.execute(f"CREATE TEMP VIEW {name} AS {sql}")
-    db.set_authorizer(lambda action, *_: sqlite3.SQLITE_OK if action in _ALLOWED
-                      else sqlite3.SQLITE_DENY)  # fmt: skip
+    db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    db.set_authorizer(_authorize)
     return db
 
 
@@ -220,8 +259,11 @@ def run_query(
         message = str(exc)
         if message == "interrupted":
             message = f"the query took longer than {timeout:g}s and was stopped"
-        elif message == "not authorized":
-            message = "not authorized: /query is read-only (only SELECT statements may run)"
+        elif message.startswith(("not authorized", "access to ")):
+            message = (
+                f"{message}: /query is read-only; it may SELECT from the system tables "
+                f"({', '.join(TABLES)}) and call SQLite's plain functions"
+            )
         raise QueryError(message) from None
     except sqlite3.ProgrammingError as exc:  # e.g. several statements at once
         raise QueryError(str(exc)) from None

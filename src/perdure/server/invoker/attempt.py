@@ -22,6 +22,7 @@ import httpx
 
 from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType, ProtocolError
 from perdure.protocol import messages as m
+from perdure.protocol.identity import SigningKey, sign
 from perdure.protocol.versions import invocation_content_type
 from perdure.server.engine.core import AttemptRejected
 from perdure.server.invoker.h2 import H2Error, H2Pool
@@ -67,8 +68,10 @@ class Attempt:
         local: LocalApps,
         is_current: Callable[[Attempt], bool],
         on_done: Callable[[Attempt], None],
+        identity: SigningKey | None = None,
     ) -> None:
         self.plan = plan
+        self.identity = identity
         self.engine = engine
         self.pool = pool
         self.http11 = http11
@@ -124,6 +127,8 @@ class Attempt:
         if self.plan.key is not None:
             headers.append(("x-restate-service-key", quote(self.plan.key, safe="")))
         headers.extend((k.lower(), v) for k, v in self.plan.additional_headers.items())
+        target = f"/invoke/{self.plan.service}/{self.plan.handler}"
+        headers.extend(sign(self.identity, target, self.plan.key, time.time()))
         return headers
 
     def _path(self) -> tuple[str, int, str]:

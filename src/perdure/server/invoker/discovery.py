@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
 from perdure.protocol import Manifest, ManifestError
+from perdure.protocol.identity import SigningKey, sign
 from perdure.protocol.versions import MANIFEST_ACCEPT, parse_manifest_content_type
 from perdure.server.invoker.h2 import H2Error, H2Pool
 from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
@@ -41,6 +43,7 @@ async def discover(
     pool: H2Pool,
     http11: httpx.AsyncClient,
     local: LocalApps | None = None,
+    identity: SigningKey | None = None,
 ) -> Discovered:
     url = urlsplit(uri)
     if url.scheme == LOCAL_SCHEME and local is not None and url.hostname:
@@ -52,6 +55,7 @@ async def discover(
     headers = [("accept", MANIFEST_ACCEPT)] + [
         (k.lower(), v) for k, v in additional_headers.items()
     ]
+    headers.extend(sign(identity, "/discover", None, time.time()))
     try:
         if use_http_11:
             response = await http11.get(

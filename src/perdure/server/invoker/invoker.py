@@ -13,6 +13,7 @@ import httpx
 
 from perdure.protocol import Frame, InvocationId
 from perdure.protocol import messages as m
+from perdure.protocol.identity import SigningKey
 from perdure.server.invoker.attempt import Attempt, AttemptPlan
 from perdure.server.invoker.h2 import H2Pool
 from perdure.server.invoker.local import LocalApps
@@ -25,8 +26,12 @@ log = logging.getLogger("perdure.server.invoker")
 
 
 class Invoker:
-    def __init__(self, engine: Engine, local: LocalApps | None = None) -> None:
+    def __init__(
+        self, engine: Engine, local: LocalApps | None = None, identity: SigningKey | None = None
+    ) -> None:
         self.engine = engine
+        self.identity = identity
+        """The key that signs every request to a deployment (request identity), if any."""
         self.local = local or LocalApps()
         self.pool = H2Pool()
         self.http11 = httpx.AsyncClient(http1=True, http2=False, timeout=None)
@@ -54,6 +59,7 @@ class Invoker:
             local=self.local,
             is_current=lambda a: self.attempts.get(a.plan.invocation_id) is a,
             on_done=self._done,
+            identity=self.identity,
         )
         self.attempts[invocation_id] = attempt
         task = asyncio.get_running_loop().create_task(attempt.run())

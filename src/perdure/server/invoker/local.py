@@ -18,6 +18,9 @@ from typing import Any, Protocol
 log = logging.getLogger("perdure.server.invoker")
 
 LOCAL_SCHEME = "local"
+IN_PROCESS = "perdure.in_process"
+"""The ASGI scope extension that marks a request from the server in the same process (no HTTP
+server sets it), which an app verifying request identity may trust without a signature."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -68,6 +71,7 @@ class LocalStream:
             "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
             "client": None,
             "server": None,
+            "extensions": {IN_PROCESS: {}},
         }
         if end_stream:
             self._close()

@@ -20,7 +20,8 @@ class StoreInUse(Exception):
 class StoreLock:
     def __init__(self, db_path: Path | str) -> None:
         self.path = Path(f"{db_path}.lock")
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.fchmod(self._fd, 0o600)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
