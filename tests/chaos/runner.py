@@ -63,6 +63,9 @@ class Outcome:
     verdict: Verdict = field(default_factory=Verdict)
     requests: int = 0
     seconds: float = 0.0
+    settling: float = 0.0
+    """From the end of the faults until every client had its answers."""
+    verifying: float = 0.0
     silenced_connections: int = 0
     proxy_connections: int = 0
 
@@ -75,7 +78,8 @@ class Outcome:
         lines = [
             f"chaos: {len(self.cycles)} cycles in {self.seconds:.0f}s "
             f"({', '.join(f'{k} {n}' for k, n in self.config.counts.items() if n)}), "
-            f"seed {self.config.seed}",
+            f"seed {self.config.seed}; settled in {self.settling:.0f}s, verified in "
+            f"{self.verifying:.0f}s",
             f"  requests {self.requests}: accepted {v.accepted}, outcome unknown {v.unknown}; "
             f"invocations on the server {v.invocations}",
             f"  lost {len(v.lost)}, duplicated {len(v.duplicated)}, stuck {len(v.stuck)}, "
@@ -195,6 +199,7 @@ async def run(cfg: Config) -> Outcome:
             await asyncio.sleep(rng.uniform(*cfg.gap))
         finally:
             workload.stop()
+            stopped = time.monotonic()
             await asyncio.wait(actors, timeout=cfg.stuck_timeout)
         stuck_requests = list(workload.in_flight.values())
         for task in actors:
@@ -205,6 +210,8 @@ async def run(cfg: Config) -> Outcome:
                 raise task.exception()  # type: ignore[misc]
         await workload.close()
         outcome.requests = len(workload.requests)
+        outcome.settling = time.monotonic() - stopped
+        verifying = time.monotonic()
         outcome.verdict = await verify(
             ingress=c.ingress,
             admin_url=c.admin,
@@ -218,6 +225,7 @@ async def run(cfg: Config) -> Outcome:
         outcome.verdict.stuck += [f"request {r}: no answer at the end" for r in stuck_requests]
         outcome.silenced_connections = c.silenced
         outcome.proxy_connections = c.proxy.connections
+        outcome.verifying = time.monotonic() - verifying
     outcome.seconds = time.monotonic() - started
     return outcome
 
