@@ -5,8 +5,8 @@ faults happen, recording what each request was, what the client saw, and every H
 A request whose connection could not be opened was never sent and is simply tried again. A
 request that broke after it was sent has an unknown outcome: a non-idempotent one is not retried
 (its invocation, if the server accepted it, is found through the ledger and checked like any
-other); an idempotent one (idempotency key, workflow click, awakeable resolution) is retried until
-it gets an answer.
+other); an idempotent one (an idempotency key, a workflow's run send and click, an awakeable's
+resolution) is retried until it gets an answer.
 """
 
 from __future__ import annotations
@@ -248,10 +248,20 @@ class Workload:
         req.body = {"tag": req.tag, "depth": CHAIN_DEPTH}
         await self._once(req, "/Work/chain", 200, json=req.body)
 
+    async def _send_surely(self, req: Request, path: str, **kw: Any) -> bool:
+        """A send made idempotent (workflow key, idempotency key): retried until accepted, so
+        what follows (completing its promise or awakeable) never waits on a send that may not
+        exist."""
+        resp = await self._until_answered(req, path, {202}, json=req.body, **kw)
+        if resp is None:
+            return False
+        req.accepted = True
+        req.invocation_id = resp.json()["invocationId"]
+        return True
+
     async def _workflow(self, req: Request) -> None:
         req.body = {"tag": req.tag}
-        sent = await self._once(req, f"/Signup/{req.tag}/run/send", 202, json=req.body)
-        if not sent and not req.unknown:
+        if not await self._send_surely(req, f"/Signup/{req.tag}/run/send"):
             return
         headers = {"idempotency-key": f"click-{req.tag}"}
         await self._until_answered(
@@ -260,12 +270,12 @@ class Workload:
 
     async def _awakeable(self, req: Request) -> None:
         req.body = {"tag": req.tag}
-        if not await self._once(req, "/Work/approval/send", 202, json=req.body) and not req.unknown:
+        headers = {"idempotency-key": f"key-{req.tag}"}
+        if not await self._send_surely(req, "/Work/approval/send", headers=headers):
             return
         while (awakeable_id := self._awakeable_id(req.tag)) is None:
             if not self._waiting():
-                if req.accepted:
-                    req.problems.append("its awakeable id never reached the ledger")
+                req.problems.append("its awakeable id never reached the ledger")
                 return
             await asyncio.sleep(0.1)
         await self._until_answered(
