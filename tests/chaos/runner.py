@@ -110,8 +110,8 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _secs(value: float | None) -> str:
-    return "never" if value is None else f"{value:.2f}s"
+def _secs(value: float | None, none: str = "never") -> str:
+    return none if value is None else f"{value:.2f}s"
 
 
 def _spread(values: list[float]) -> str:
@@ -185,9 +185,10 @@ async def run(cfg: Config) -> Outcome:
                 began = time.time()
                 cycle, window = await _fault(c, cfg, kind)
                 outcome.cycles.append(cycle)
+                restart, good = _secs(cycle.restart, "-"), _secs(cycle.first_good)
                 line = (
                     f"{began:.3f} cycle {len(outcome.cycles)}/{len(schedule)} {kind}: "
-                    f"restart {_secs(cycle.restart)}, first good answer {_secs(cycle.first_good)}"
+                    f"restart {restart}, first good answer {good}"
                 )
                 timeline.append(line)
                 if cfg.progress is not None:
