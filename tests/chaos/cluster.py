@@ -110,7 +110,12 @@ class Cluster:
         await asyncio.to_thread(self.deployment.start)
         return time.monotonic() - began
 
-    def blackhole(self) -> int:
+    async def blackhole(self) -> int:
+        """Silence the open connections, once there is one (the server keeps its HTTP/2
+        connection open under load; a black hole over no connection would test nothing)."""
+        deadline = time.monotonic() + 10
+        while not self.proxy.live() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         silenced = self.proxy.blackhole()
         self.silenced += silenced
         return silenced

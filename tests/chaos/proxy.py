@@ -32,6 +32,10 @@ class BlackholeProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    def live(self) -> int:
+        """How many connections are forwarded now."""
+        return sum(not link.silent for link in self._links)
+
     def blackhole(self) -> int:
         """Silence every open connection; returns how many went silent."""
         live = [link for link in self._links if not link.silent]
@@ -45,13 +49,21 @@ class BlackholeProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for link in self._links:
+        links = list(self._links)
+        for link in links:
             for task in link.tasks:
                 task.cancel()
             for writer in (link.client, link.upstream):
                 writer.close()
+        for link in links:
+            await asyncio.gather(*link.tasks, return_exceptions=True)
+            for writer in (link.client, link.upstream):
+                with contextlib.suppress(OSError, RuntimeError):
+                    await writer.wait_closed()
         self._links.clear()
         self._held.clear()
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -147,7 +147,7 @@ async def _fault(c: Cluster, cfg: Config, kind: str) -> tuple[Cycle, tuple[float
     elif kind == "both":
         restart = await c.kill_both()
     elif kind == "blackhole":
-        c.blackhole()
+        await c.blackhole()
     elif kind == "hang":
         c.hang()
         await asyncio.sleep(cfg.hang_seconds)

@@ -26,4 +26,5 @@ def test_ten_fault_cycles_lose_duplicate_and_strand_nothing(tmp_path: Path) -> N
     print(summary)
     assert len(outcome.cycles) == 10, summary
     assert outcome.verdict.invocations > 50, summary  # the workload really ran
+    assert outcome.silenced_connections >= 1, summary  # the black hole swallowed a connection
     assert outcome.ok, f"{summary}\n(rerun with PERDURE_CHAOS_SEED={seed}; logs in {tmp_path})"
