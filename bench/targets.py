@@ -43,10 +43,17 @@ class TargetUnavailable(Exception):
 
 @contextmanager
 def deployment(tmp: Path, *, workers: int = 1) -> Iterator[Deployment]:
-    """Serve the bench services with hypercorn (h2c + HTTP/1.1 on one port)."""
+    """Serve the bench services with hypercorn (h2c + HTTP/1.1 on one port).
+
+    hypercorn ends an HTTP/2 connection after 1000 requests by default (a GOAWAY, after which it
+    can no longer answer the streams it accepted); a server under load then sees attempts hang
+    or fail. A deployment should not do that, so the limit is lifted here."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    args = [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}"]
+    config = tmp / "hypercorn.toml"
+    config.write_text("keep_alive_max_requests = 1000000000000\n")
+    args = [sys.executable, "-m", "hypercorn", "--config", str(config)]
+    args += ["--bind", f"127.0.0.1:{port}"]
     if workers > 1:
         args += ["--workers", str(workers)]
     child = Child("bench deployment", [*args, DEPLOYMENT_APP], tmp / "deployment.log", cwd=REPO)

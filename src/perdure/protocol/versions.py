@@ -22,7 +22,8 @@ def parse_invocation_content_type(content_type: str | None) -> int | None:
     if not content_type or not content_type.startswith(INVOCATION_CONTENT_TYPE_PREFIX):
         return None
     digits = content_type[len(INVOCATION_CONTENT_TYPE_PREFIX) :]
-    return int(digits) if digits.isdigit() and not digits.startswith("0") else None
+    valid = digits.isascii() and digits.isdigit() and not digits.startswith("0")
+    return int(digits) if valid else None
 
 
 def manifest_content_type(version: int) -> str:

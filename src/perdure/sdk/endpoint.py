@@ -75,12 +75,27 @@ class App:
         self.inflight: set[asyncio.Task[Any]] = set()
         self.live: dict[str, Invocation] = {}
         """The attempts running in this app, by invocation id (``inv_1…``)."""
+        self._attempts: set[_Attempt] = set()
         self.verifier: Verifier | None = None
         keys = list(identity_keys or ())
         if keys:  # imported only when used: cryptography is a heavy import
             from perdure.protocol.identity import Verifier  # noqa: PLC0415
 
             self.verifier = Verifier.of(keys)
+
+    def end_inputs(self) -> None:
+        """Stopping: treat every open request body as ended, so each handler waiting for a
+        completion suspends now (the server resumes it elsewhere) instead of holding its stream,
+        and its connection, until the grace period runs out."""
+        for attempt in list(self._attempts):
+            attempt.end_input()
+
+    def cut_handlers(self) -> None:
+        """Stopping, and the grace period is over: cancel the handlers still running; each
+        attempt ends with a retryable error (the server retries it, replaying its journal)
+        rather than being torn down with its connection."""
+        for attempt in list(self._attempts):
+            attempt.cut()
 
     def manifest(self, mode: ProtocolMode) -> Manifest:
         return Manifest(
@@ -216,9 +231,24 @@ class _Attempt:
         self.receive, self.send = receive, send
         self.input_done = asyncio.Event()
         self.started = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._ending = False
+        self._handler_task: asyncio.Task[None] | None = None
+        self._cut = False
+
+    def cut(self) -> None:
+        if self._handler_task is not None and not self._handler_task.done():
+            self._cut = True
+            self._handler_task.cancel()
+
+    def end_input(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._ending = True
+            self._reader.cancel()
 
     async def run(self) -> None:
-        reader = asyncio.create_task(self._read_body())
+        reader = self._reader = asyncio.create_task(self._read_body())
+        self.app._attempts.add(self)
         handler_task: asyncio.Task[None] | None = None
         invocation_id: str | None = None
         try:
@@ -227,12 +257,16 @@ class _Attempt:
                 invocation_id = self.vm.start_info().invocation_id
                 self.app.live[invocation_id] = self.inv
                 handler_task = asyncio.create_task(self.inv.run_handler(context_for(self.inv)))
+                self._handler_task = handler_task
                 await self._pump(handler_task)
+            if self._cut:
+                self.vm.sys_error(503, "the deployment stopped before the handler could finish")
             await self._send_output()
             # The server closes the request once it saw our terminal message; read to the end.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.input_done.wait(), DRAIN_TIMEOUT)
         finally:
+            self.app._attempts.discard(self)
             if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:
                 del self.app.live[invocation_id]
             if handler_task is not None and not handler_task.done():
@@ -276,6 +310,11 @@ class _Attempt:
                     break
             if not vm.closed:
                 vm.feed_eof()
+        except asyncio.CancelledError:
+            if not self._ending:
+                raise
+            if vm.ready and not vm.closed:
+                vm.feed_eof()  # stopping: the input ends here
         except VMError as exc:
             log.warning("invocation stream rejected: %s", exc)
             vm.fail(exc)

@@ -2,6 +2,9 @@
 port, stopped cleanly by SIGTERM or SIGINT (stop accepting, let in-flight attempts finish for up
 to ``grace_period``, then cut them; the server retries a cut attempt).
 
+A connection is not ended after a number of requests (hypercorn's default is 1000) unless
+``max_requests`` asks for it; then it ends with a graceful GOAWAY (see ``drain``).
+
 A deployment runs whatever a request asks, so it listens on the loopback interface unless told
 otherwise. Serving another interface without identity keys (anyone who reaches the port can run
 handlers and make up object state) is logged as a warning at start.
@@ -17,11 +20,17 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import hypercorn.protocol
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
+from perdure.sdk.drain import DrainingH2Protocol
 from perdure.sdk.endpoint import App
 
+NO_REQUEST_LIMIT = 2**62
+CUT_MARGIN = 5.0
+"""Seconds between the app cutting its handlers and hypercorn cancelling what is left (its
+cancellation logs tracebacks from inside hypercorn)."""
 DEFAULT_HOST = "127.0.0.1"
 
 log = logging.getLogger("perdure.serve")
@@ -66,18 +75,27 @@ async def serve_async(
     grace_period: timedelta = timedelta(seconds=30),
     shutdown: asyncio.Event | None = None,
     identity_keys: Iterable[str] | None = None,
+    max_requests: int | None = None,
 ) -> None:
     """Serve until ``shutdown`` is set or the process gets SIGTERM/SIGINT.
 
     ``host``: 127.0.0.1 by default (this machine only); ``"0.0.0.0"`` serves every interface.
     ``identity_keys``: added to the app's (see ``perdure.App``): requests must be signed.
+    ``max_requests``: end an HTTP/2 connection (gracefully) after that many requests; by default
+    never.
     """
+    if max_requests is not None and max_requests < 1:
+        raise ValueError(f"max_requests must be at least 1, not {max_requests}")
     _secure(app, host, identity_keys)
     config = Config()
     config.bind = [f"{host}:{port}"]
-    config.graceful_timeout = grace_period.total_seconds()
+    # A backstop: the app cuts its handlers itself when the grace period ends (see stopping).
+    config.graceful_timeout = grace_period.total_seconds() + CUT_MARGIN
     config.keep_alive_timeout = 75.0
+    config.keep_alive_max_requests = NO_REQUEST_LIMIT if max_requests is None else max_requests
     config.accesslog = None
+    # hypercorn looks its HTTP/2 protocol up here for each new connection.
+    setattr(hypercorn.protocol, "H2Protocol", DrainingH2Protocol)  # noqa: B010
     stop = shutdown or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -87,9 +105,16 @@ async def serve_async(
             installed.append(signum)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+
+    async def stopping() -> None:
+        await stop.wait()
+        if isinstance(app, App):
+            app.end_inputs()  # handlers waiting for the server suspend now
+            loop.call_later(grace_period.total_seconds(), app.cut_handlers)
+
     try:
         asgi: Any = app
-        await hypercorn_serve(asgi, config, shutdown_trigger=stop.wait)
+        await hypercorn_serve(asgi, config, shutdown_trigger=stopping)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
@@ -102,12 +127,18 @@ def serve(
     port: int = 9080,
     grace_period: timedelta = timedelta(seconds=30),
     identity_keys: Iterable[str] | None = None,
+    max_requests: int | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` (h2c and HTTP/1.1) until SIGTERM/SIGINT, then return.
-    ``host`` and ``identity_keys``: see ``serve_async``."""
+    ``host``, ``identity_keys`` and ``max_requests``: see ``serve_async``."""
     asyncio.run(
         serve_async(
-            app, host=host, port=port, grace_period=grace_period, identity_keys=identity_keys
+            app,
+            host=host,
+            port=port,
+            grace_period=grace_period,
+            identity_keys=identity_keys,
+            max_requests=max_requests,
         )
     )
 

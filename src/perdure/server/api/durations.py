@@ -2,7 +2,9 @@
 
 Parsing accepts the "friendly" forms (``10s``, ``1h 4m``, ``5 days``, ``60+sec``, ``500ms``),
 ISO 8601 (``PT10S``, ``P1DT2H``) and, leniently, a bare integer as milliseconds (what the
-official Python client sends). Months and years are rejected. Formatting writes the compact
+official Python client sends). Months and years are rejected, and so is anything longer than
+``MAX_DURATION_MS``: times are stored as milliseconds in 64-bit integers, and a retention or
+delay that overflows them would fail every transition that uses it. Formatting writes the compact
 friendly form the admin API shows (``1d``, ``1m``, ``10m``, ``100ms``, ``1h 30m``).
 """
 
@@ -26,16 +28,34 @@ _ISO = re.compile(
 )
 
 
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+"""100 years: longer than any retention, timeout or delay means anything."""
+
+
 class DurationError(ValueError):
     pass
 
 
 def parse_duration(text: str) -> int:
-    """Milliseconds of a friendly, ISO 8601 or bare-millisecond duration."""
+    """Milliseconds of a friendly, ISO 8601 or bare-millisecond duration (at most 100 years)."""
+    try:
+        ms = _parse(text)
+    except DurationError:
+        raise
+    except (ValueError, OverflowError):  # thousands of digits, or a float overflowing to inf
+        raise DurationError(
+            f"{text.strip()[:40]!r} is longer than the maximum, 36500 days"
+        ) from None
+    if ms > MAX_DURATION_MS:
+        raise DurationError(f"{text.strip()!r} is longer than the maximum, 36500 days")
+    return ms
+
+
+def _parse(text: str) -> int:
     text = text.replace("+", " ").strip()
     if not text:
         raise DurationError("empty duration")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     if text[0] in "pP":
         match = _ISO.match(text)

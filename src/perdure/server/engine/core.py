@@ -45,6 +45,7 @@ from perdure.server.records import (
     Result,
     Sink,
     Status,
+    Timer,
     TimerKind,
 )
 from perdure.server.registry import Registry
@@ -52,6 +53,7 @@ from perdure.server.storage import Store
 
 T = MessageType
 PROTOCOL_VIOLATION = 571
+INTERNAL_ERROR = 500
 
 
 class AttemptRejected(Exception):
@@ -288,6 +290,12 @@ class Core:
                 )
             if message.HasField("idempotency_key") and not message.idempotency_key:
                 raise AttemptRejected(400, "the idempotency key must not be empty")
+        if isinstance(message, m.OutputCommand) and inv.result is not None:
+            raise AttemptRejected(PROTOCOL_VIOLATION, "a second Output: the journal has one")
+        if isinstance(message, m.SleepCommand) and message.wake_up_time > MAX_TIME_MS:
+            raise AttemptRejected(PROTOCOL_VIOLATION, _too_late("a sleep", message.wake_up_time))
+        if isinstance(message, m.OneWayCallCommand) and message.invoke_time > MAX_TIME_MS:
+            raise AttemptRejected(PROTOCOL_VIOLATION, _too_late("a call", message.invoke_time))
         if isinstance(message, m.SendSignalCommand):
             _parse_id(message.target_invocation_id)
         if isinstance(message, m.AttachInvocationCommand | m.GetInvocationOutputCommand):
@@ -453,6 +461,14 @@ class Core:
         inv = self.store.get_invocation(invocation_id)
         if inv is None or inv.status is not Status.INVOKED:
             return
+        cid = proposal.result_completion_id
+        runs = self.store.read_journal_of_type(invocation_id, T.RUN)
+        if not any(_run_completion_id(run) == cid for run in runs):
+            raise AttemptRejected(
+                PROTOCOL_VIOLATION, f"a run completion for {cid}, which no Run command awaits"
+            )
+        if self.store.has_notification(invocation_id, [f"c{cid}"]):
+            return  # already completed (and sent): a repeated proposal changes nothing
         if proposal.HasField("failure"):
             result = note.failure_result(proposal.failure)
         else:
@@ -467,7 +483,9 @@ class Core:
         inv = self.store.get_invocation(invocation_id)
         if inv is None or inv.status is not Status.INVOKED:
             return
-        self._complete(inv, inv.result if inv.result is not None else Result(value=b""))
+        if inv.result is None:
+            raise AttemptRejected(PROTOCOL_VIOLATION, "End without an Output in the journal")
+        self._complete(inv, inv.result)
 
     def on_suspension(self, invocation_id: InvocationId, message: m.SuspensionMessage) -> None:
         inv = self.store.get_invocation(invocation_id)
@@ -575,27 +593,69 @@ class Core:
         """Fire every due timer; returns how many fired."""
         due = self.store.due_timers(now)
         for timer in due:
-            self.store.delete_timer(timer)
-            match timer.kind:
-                case TimerKind.SLEEP:
-                    assert timer.completion_id is not None
-                    self._notify(
-                        timer.invocation_id,
-                        *note.completion(T.SLEEP_COMPLETION, timer.completion_id, note.VOID),
-                    )
-                case TimerKind.START:
-                    inv = self.store.get_invocation(timer.invocation_id)
-                    if inv is not None and inv.status is Status.SCHEDULED:
-                        self._start_or_queue(inv)
-                case TimerKind.RETRY:
-                    inv = self.store.get_invocation(timer.invocation_id)
-                    if inv is not None and inv.status is Status.BACKING_OFF:
-                        self._start(inv)
-                case TimerKind.EXPIRE:
-                    inv = self.store.get_invocation(timer.invocation_id)
-                    if inv is not None and inv.status is Status.COMPLETED:
-                        self._purge(inv)
+            self.fire_timer(timer)
         return len(due)
+
+    def fire_timer(self, timer: Timer) -> None:
+        self.store.delete_timer(timer)
+        match timer.kind:
+            case TimerKind.SLEEP:
+                assert timer.completion_id is not None
+                self._notify(
+                    timer.invocation_id,
+                    *note.completion(T.SLEEP_COMPLETION, timer.completion_id, note.VOID),
+                )
+            case TimerKind.START:
+                inv = self.store.get_invocation(timer.invocation_id)
+                if inv is not None and inv.status is Status.SCHEDULED:
+                    self._start_or_queue(inv)
+            case TimerKind.RETRY:
+                inv = self.store.get_invocation(timer.invocation_id)
+                if inv is not None and inv.status is Status.BACKING_OFF:
+                    self._start(inv)
+            case TimerKind.EXPIRE:
+                inv = self.store.get_invocation(timer.invocation_id)
+                if inv is not None and inv.status is Status.COMPLETED:
+                    self._purge(inv)
+
+    def retry_timer_later(self, timer: Timer, at: int, message: str) -> None:
+        """Firing ``timer`` raised: fire it again at ``at``, and say why on its invocation."""
+        self.store.delete_timer(timer)
+        self.store.add_timer(at, timer.invocation_id, timer.kind, timer.completion_id)
+        self._effects.append(TimerSet(at))
+        self.record_failure(timer.invocation_id, message)
+
+    # =========================================================================================
+    # Containment: a transition that raised (rolled back) fails its own invocation only
+    # =========================================================================================
+
+    def on_internal_error(self, invocation_id: InvocationId, message: str) -> None:
+        """A running invocation's attempt fails (retried per policy, visible as its last
+        failure); any other is left as it is, with the failure recorded."""
+        inv = self.store.get_invocation(invocation_id)
+        if inv is None or inv.status is Status.COMPLETED:
+            return
+        if inv.status is Status.INVOKED:
+            self.on_failure(invocation_id, INTERNAL_ERROR, message)
+        else:
+            self.record_failure(invocation_id, message)
+
+    def record_failure(self, invocation_id: InvocationId, message: str) -> None:
+        inv = self.store.get_invocation(invocation_id)
+        if inv is not None and inv.status is not Status.COMPLETED:
+            inv.last_failure = f"[{INTERNAL_ERROR}] {message}"
+            inv.modified_at = self.now()
+            self.store.put_invocation(inv)
+
+    def park(self, invocation_id: InvocationId, message: str) -> None:
+        """The last resort when even failing an invocation raised: pause it, with the reason
+        (an operator resumes it once the cause is fixed)."""
+        inv = self.store.get_invocation(invocation_id)
+        if inv is not None and inv.status is not Status.COMPLETED:
+            inv.status = Status.PAUSED
+            inv.last_failure = f"[{INTERNAL_ERROR}] {message}"
+            inv.modified_at = self.now()
+            self.store.put_invocation(inv)
 
     # =========================================================================================
     # Completion and cleanup
@@ -736,6 +796,20 @@ class Core:
             self.store.delete_timers_of(inv.id, TimerKind.RETRY)
             self._start(inv)
         return "done"
+
+
+MAX_TIME_MS = 2**63 - 1 - 100 * 365 * 86_400_000
+"""Times are stored as signed 64-bit milliseconds; leave room for a retention added later."""
+
+
+def _too_late(what: str, at: int) -> str:
+    return f"{what} until {at} ms since the epoch is beyond the largest time the server keeps"
+
+
+def _run_completion_id(frame: Frame) -> int:
+    message = frame.message()
+    assert isinstance(message, m.RunCommand)
+    return message.result_completion_id
 
 
 def _parse_id(text: str) -> InvocationId:

@@ -1,6 +1,9 @@
 """The engine's driver: runs ``Core`` transitions on the event loop, commits them as a group,
 then releases their effects; fires durable timers; holds the ingress requests waiting for results.
 
+A transition of one invocation that raises (a bug, a stored setting that overflows) is contained:
+it is rolled back, and the invocation fails instead (``run_for``), so nothing else waits on it.
+
 Every transition runs inside one SQLite transaction that stays open while events keep coming in
 the same loop iteration (each event in its own savepoint, so a failing event leaves no trace).
 A flush scheduled with ``call_soon`` commits the whole group once and only then dispatches the
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar, runtime_checkable
 
 from perdure.protocol import Frame, InvocationId
-from perdure.server.engine.core import Core
+from perdure.server.engine.core import AttemptRejected, Core
 from perdure.server.engine.effects import (
     AbortAttempt,
     Completed,
@@ -34,6 +37,8 @@ from perdure.server.storage import Store
 
 R = TypeVar("R")
 log = logging.getLogger("perdure.server.engine")
+TIMER_RETRY_MS = 10_000
+"""A timer whose firing raised is tried again this much later (the others fire meanwhile)."""
 
 
 class Clock(Protocol):
@@ -105,6 +110,27 @@ class Engine:
         self._schedule_flush()
         return result
 
+    def run_for(self, invocation_id: InvocationId, transition: Callable[[Core], object]) -> bool:
+        """Apply an event of one invocation; False when it raised and was contained: rolled
+        back, and the invocation failed instead (retried per its policy, the error visible as
+        its last failure), or paused when even that raises. ``AttemptRejected`` is no error
+        here: it passes to the caller (the attempt fails as a protocol violation)."""
+        try:
+            self.run(transition)
+            return True
+        except AttemptRejected:
+            raise
+        except Exception as exc:
+            log.exception("an event of %s failed; failing the invocation", invocation_id)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            self.run(lambda core: core.on_internal_error(invocation_id, message))
+        except Exception:
+            log.exception("failing %s raised too; pausing it", invocation_id)
+            with contextlib.suppress(Exception):
+                self.run(lambda core: core.park(invocation_id, message))
+        return False
+
     def durable(self) -> asyncio.Future[None]:
         """Resolves once everything applied so far is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -144,7 +170,14 @@ class Engine:
         self._savepoints = 0
         effects, self._pending = self._pending, []
         durable, self._durable = self._durable, []
+        started: set[InvocationId] = set()
         for effect in effects:
+            # An attempt started in this group replays the journal as committed now, which
+            # already holds the group's later notifications: forwarding them would repeat them.
+            if isinstance(effect, StartAttempt):
+                started.add(effect.invocation_id)
+            elif isinstance(effect, Forward) and effect.invocation_id in started:
+                continue
             try:
                 self._dispatch(effect)
             except Exception:
@@ -187,6 +220,19 @@ class Engine:
                 await self._timer_task
         self._flush()
 
+    def _fire_one_by_one(self, now: int) -> None:
+        for timer in self.store.due_timers(now):
+            try:
+                self.run(functools.partial(Core.fire_timer, timer=timer))
+            except Exception as exc:
+                log.exception("firing a %s timer of %s failed", timer.kind, timer.invocation_id)
+                message = f"internal error firing a {timer.kind} timer: {type(exc).__name__}: {exc}"
+                retry = functools.partial(
+                    Core.retry_timer_later, timer=timer, at=now + TIMER_RETRY_MS, message=message
+                )
+                with contextlib.suppress(Exception):
+                    self.run(retry)
+
     async def _timers(self) -> None:
         while True:
             now = self.clock.now_ms()
@@ -194,9 +240,8 @@ class Engine:
             if next_at is not None and next_at <= now:
                 try:
                     self.run(functools.partial(Core.fire_timers, now=now))
-                except Exception:
-                    log.exception("firing timers failed")
-                    await asyncio.sleep(0.1)
+                except Exception:  # one of them raised: fire them one by one, contain it
+                    self._fire_one_by_one(now)
                 await asyncio.sleep(0)
                 continue
             self._timer_wake.clear()

@@ -5,6 +5,12 @@ carries every notification the engine forwards; in request/response mode it is c
 The response body carries the SDK's commands, run proposals and finally End, Suspension or Error,
 each handed to the engine in order as it arrives. After the terminal message the request side is
 half-closed at once (SDKs wait for that before finishing their response).
+
+Start and the journal are queued before anything else can be, so a stream always begins with
+them, whatever the engine forwards while the stream is being opened. The inactivity timeout runs
+from the last message the deployment sent: when it expires the request body is closed (the SDK
+suspends at its next await); 0 closes it right after the journal, so every completion the
+handler awaits comes from a fresh attempt's replay.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from perdure.protocol import messages as m
 from perdure.protocol.identity import SigningKey, sign
 from perdure.protocol.versions import invocation_content_type
 from perdure.server.engine.core import AttemptRejected
-from perdure.server.invoker.h2 import H2Error, H2Pool
+from perdure.server.invoker.h2 import H2Error, H2Pool, H2Refused
 from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
 
 if TYPE_CHECKING:
@@ -34,6 +40,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("perdure.server.invoker")
 T = MessageType
 DRAIN_TIMEOUT = 5.0
+SUSPECT_AFTER = 2.0
+"""No response head after this long: ask the connection to prove it is alive (a PING)."""
+FIRST_BYTE_TIMEOUT = 60.0
+"""No response head after this long (or the abort timeout, if shorter): the attempt fails. SDKs
+answer with the head before running the handler, so only a wedged deployment takes that long."""
+REFUSED_RETRIES = 5
 NO_TERMINAL = "the deployment ended the response without End, Suspension or Error"
 
 
@@ -79,9 +91,17 @@ class Attempt:
         self._is_current = is_current
         self._on_done = on_done
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._outbox.put_nowait(plan.payload)  # first, before any forwarded notification
+        self._closing = False
+        if not plan.bidi or plan.inactivity_timeout <= 0:
+            self.half_close()
         self._stream: Stream | None = None
         self._last_activity = time.monotonic()
         self._terminated = False
+        self._sent: list[bytes] | None = []
+        """What the request body carried so far, until a response head proves the deployment
+        took the stream: a refused stream is sent again, whole, on another connection."""
+        self._request_ended = False
         self.task: asyncio.Task[None] | None = None
 
     # -- control from the invoker --------------------------------------------------------------
@@ -92,8 +112,11 @@ class Attempt:
             self._outbox.put_nowait(frame.to_bytes())
 
     def half_close(self) -> None:
-        """Close the request body: the SDK suspends at its next await (graceful stop)."""
-        self._outbox.put_nowait(None)
+        """Close the request body once what is queued is sent: the SDK suspends at its next
+        await (inactivity, graceful stop)."""
+        if not self._closing:
+            self._closing = True
+            self._outbox.put_nowait(None)
 
     # -- the exchange --------------------------------------------------------------------------
 
@@ -145,48 +168,81 @@ class Attempt:
         return await self.pool.request(host, port, "POST", path, self._headers())
 
     async def _run_h2(self) -> None:
-        stream = await self._open()
-        self._stream = stream
-        self._outbox.put_nowait(self.plan.payload)
-        if not self.plan.bidi:
-            self._outbox.put_nowait(None)
-        writer = asyncio.get_running_loop().create_task(self._write(stream))
-        try:
-            await self._read_h2(stream)
-        finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, H2Error, LocalError, OSError):
-                await writer
+        for _ in range(REFUSED_RETRIES):
+            writer: asyncio.Task[None] | None = None
+            try:
+                stream = await self._open()
+                self._stream = stream
+                writer = asyncio.get_running_loop().create_task(self._write(stream))
+                await self._read_h2(stream)
+                return
+            except H2Refused:
+                if self._sent is None:
+                    raise
+                log.debug("%s: stream refused, sending it again", self.plan.invocation_id)
+            finally:
+                if writer is not None:
+                    writer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, H2Error, LocalError, OSError):
+                        await writer
+        raise H2Error(f"the deployment refused the stream {REFUSED_RETRIES} times")
 
     async def _write(self, stream: Stream) -> None:
+        for sent in self._sent or ():  # what a refused stream carried before
+            await stream.send(sent)
+        if self._request_ended:
+            await stream.close_request()
+            return
         while True:
             data = await self._outbox.get()
             if data is None:
+                self._request_ended = True
                 await stream.close_request()
                 return
-            if stream.request_closed:
-                continue
+            if self._sent is not None:
+                self._sent.append(data)
             await stream.send(data)
-            self._last_activity = time.monotonic()
+
+    async def _response_head(self, stream: Stream) -> tuple[int, dict[str, str]]:
+        """The response head within the first-byte timeout; a late one makes the connection
+        prove it is alive (a dead one fails the stream long before)."""
+        limit = min(self.plan.abort_timeout, FIRST_BYTE_TIMEOUT)
+        head = asyncio.ensure_future(stream.response())
+        try:
+            async with asyncio.timeout(limit):
+                done, _ = await asyncio.wait({head}, timeout=SUSPECT_AFTER)
+                if not done:
+                    suspect = getattr(stream, "suspect", None)
+                    if suspect is not None:
+                        suspect()
+                return await head
+        except TimeoutError:
+            raise H2Error(f"the deployment sent no response head in {limit:g} s") from None
+        finally:
+            head.cancel()
 
     async def _read_h2(self, stream: Stream) -> None:
-        status, headers = await asyncio.wait_for(stream.response(), self.plan.abort_timeout)
+        status, headers = await self._response_head(stream)
+        self._sent = None
+        self._last_activity = time.monotonic()
         if not self._check_head(status, headers.get("content-type")):
             return
         decoder = FrameDecoder()
+        closed_at: float | None = None
         while True:
-            if stream.request_closed:
-                timeout = self.plan.abort_timeout
+            if self._closing or stream.request_closed:
+                closed_at = closed_at or time.monotonic()
+                timeout = closed_at + self.plan.abort_timeout - time.monotonic()
             else:
                 timeout = self._last_activity + self.plan.inactivity_timeout - time.monotonic()
             try:
                 chunk = await asyncio.wait_for(stream.read(), max(timeout, 0.001))
             except TimeoutError:
-                if stream.request_closed:
+                if closed_at is not None:
                     self._fail(500, "the attempt exceeded the abort timeout")
                     return
                 if time.monotonic() - self._last_activity >= self.plan.inactivity_timeout:
-                    await stream.close_request()  # inactivity: let the SDK suspend
+                    self.half_close()  # inactivity: let the SDK suspend
                 continue
             if chunk is None:
                 decoder.finish()
@@ -247,11 +303,11 @@ class Attempt:
         kind = frame.type
         try:
             if kind.is_command:
-                self.engine.run(lambda core: core.on_command(inv, frame, pin))
-                return False
+                applied = self.engine.run_for(inv, lambda core: core.on_command(inv, frame, pin))
+                return self._contained(applied)
             if kind is T.PROPOSE_RUN_COMPLETION:
-                self.engine.run(lambda core: core.on_proposal(inv, frame))
-                return False
+                applied = self.engine.run_for(inv, lambda core: core.on_proposal(inv, frame))
+                return self._contained(applied)
         except AttemptRejected as exc:
             self._fail(exc.code, exc.message)
             return True
@@ -267,15 +323,32 @@ class Attempt:
                 text = message.message
                 if message.HasField("related_command_name"):
                     text += f" (command {message.related_command_name!r})"
+                log.info("attempt of %s failed: [%s] %s", inv, message.code, text)
                 self._finish(lambda core: core.on_failure(inv, message.code, text, delay))
             case _:
                 self._fail(571, f"unexpected message {kind.name} from the deployment")
         return True
 
+    def _contained(self, applied: bool) -> bool:
+        """After a command or proposal: False to go on; True (the attempt is over) when its
+        transition raised and the engine failed the invocation instead."""
+        if applied:
+            return False
+        self._terminated = True
+        if self._is_current(self):
+            self._on_done(self)
+        return True
+
     def _finish(self, transition: Callable[..., None]) -> None:
         if self._is_current(self):
             self._on_done(self)
-            self.engine.run(transition)
+            inv = self.plan.invocation_id
+            try:
+                self.engine.run_for(inv, transition)
+            except AttemptRejected as exc:  # e.g. End without Output: the attempt failed
+                code, message = exc.code, exc.message
+                log.info("attempt of %s failed: [%s] %s", inv, code, message)
+                self.engine.run_for(inv, lambda core: core.on_failure(inv, code, message))
 
     def _fail(self, code: int, message: str) -> None:
         self._terminated = True
@@ -283,4 +356,4 @@ class Attempt:
             inv = self.plan.invocation_id
             log.info("attempt of %s failed: [%s] %s", inv, code, message)
             self._on_done(self)
-            self.engine.run(lambda core: core.on_failure(inv, code, message))
+            self.engine.run_for(inv, lambda core: core.on_failure(inv, code, message))

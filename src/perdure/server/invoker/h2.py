@@ -3,26 +3,58 @@
 What the invoker needs and common clients lack: full duplex on one stream (keep writing the
 request body while reading the response body), and many concurrent streams per connection.
 ``H2Pool`` keeps connections per authority and opens another one when a connection is full.
+
+A connection must never be trusted forever: a peer (or a proxy between) can go silent without
+closing it. Opening one is bounded by ``CONNECT_TIMEOUT`` (TCP plus the peer's SETTINGS); a
+connection quiet for ``KEEPALIVE_INTERVAL``, or one an attempt suspects (no response head yet),
+is sent a PING, and no answer within ``PING_TIMEOUT`` declares it dead: its streams fail (the
+engine retries their attempts) and the pool opens a fresh one. A GOAWAY with NO_ERROR drains:
+the streams the peer accepted finish, the ones above its last stream id fail with
+``H2Refused`` (the peer never saw them: safe to send again), and no new stream goes there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
 
 READ_CHUNK = 65536
 WINDOW = 16 * 1024 * 1024
+CONNECT_TIMEOUT = 10.0
+KEEPALIVE_INTERVAL = 20.0
+PING_TIMEOUT = 5.0
 
 
 class H2Error(Exception):
     """The connection or stream failed (reset, closed, protocol error)."""
+
+
+class H2Refused(H2Error):
+    """The peer did not process this stream (REFUSED_STREAM, or above a GOAWAY's last stream
+    id): sending the same request on another connection is safe."""
+
+
+class _DrainingClient(h2.connection.H2Connection):
+    """h2 treats a connection as closed once a GOAWAY arrives, even one with NO_ERROR, and then
+    rejects the frames of the streams the peer still answers. Keep it open for those (no new
+    stream is opened on a draining connection: ``H2Connection.draining``)."""
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        state = self.state_machine.state
+        result = super()._receive_goaway_frame(frame)
+        if frame.error_code == 0:
+            self.state_machine.state = state
+        return result
 
 
 class H2Stream:
@@ -62,6 +94,10 @@ class H2Stream:
         self.request_closed = True
         self._connection.reset_stream(self.stream_id)
 
+    def suspect(self) -> None:
+        """The response is late: check the connection is alive (a PING) now."""
+        self._connection.suspect()
+
     # -- fed by the connection's reader ---------------------------------------------------------
 
     def _on_response(self, status: int, headers: dict[str, str]) -> None:
@@ -86,27 +122,54 @@ class H2Stream:
 class H2Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self._h2 = h2.connection.H2Connection(config=config)
+        self._h2 = _DrainingClient(config=config)
         self._reader = reader
         self._writer = writer
         self._streams: dict[int, H2Stream] = {}
         self._window_open = asyncio.Event()
         self.closed = False
+        self.draining = False
+        """The peer sent GOAWAY: no new stream here; the accepted ones finish."""
+        self._ready = asyncio.Event()  # the peer's first SETTINGS arrived
+        self._last_received = time.monotonic()
+        self._suspect = asyncio.Event()
+        self._ping_ack = asyncio.Event()
         self._h2.initiate_connection()
         self._h2.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW})
         self._h2.increment_flow_control_window(WINDOW)
         self._flush()
-        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._read_loop())
+        self._keepalive_task = loop.create_task(self._keepalive())
 
     @classmethod
     async def open(cls, host: str, port: int) -> H2Connection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+        """Connect and wait for the peer's SETTINGS, within ``CONNECT_TIMEOUT``."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reader, writer = await asyncio.open_connection(host, port)
+        except TimeoutError:
+            raise H2Error(f"connecting to {host}:{port} timed out") from None
+        connection = cls(reader, writer)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await connection._ready.wait()
+        except TimeoutError:
+            connection.close()
+            message = f"{host}:{port} sent no HTTP/2 SETTINGS in {CONNECT_TIMEOUT:g} s"
+            raise H2Error(message) from None
+        if connection.closed:
+            raise H2Error(f"{host}:{port} closed the connection at once")
+        return connection
 
     @property
     def has_capacity(self) -> bool:
         limit = self._h2.remote_settings.max_concurrent_streams
-        return not self.closed and self._h2.open_outbound_streams < min(limit, 1000)
+        return (
+            not self.closed
+            and not self.draining
+            and self._h2.open_outbound_streams < min(limit, 1000)
+        )
 
     @property
     def idle(self) -> bool:
@@ -122,8 +185,8 @@ class H2Connection:
         end_stream: bool = False,
     ) -> H2Stream:
         """Open a stream and send the request head."""  # fmt: skip
-        if self.closed:
-            raise H2Error("connection closed")
+        if self.closed or self.draining:
+            raise H2Refused("connection closed")
         stream_id = self._h2.get_next_available_stream_id()
         all_headers = [
             (":method", method),
@@ -168,11 +231,16 @@ class H2Connection:
             self._h2.reset_stream(stream_id)
             self._flush()
         self._streams.pop(stream_id, None)
+        self._close_if_drained()
+
+    def suspect(self) -> None:
+        self._suspect.set()
 
     def close(self) -> None:
         if not self.closed:
             self._fail(H2Error("connection closed"))
         self._task.cancel()
+        self._keepalive_task.cancel()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -185,14 +253,47 @@ class H2Connection:
         with contextlib.suppress(ConnectionError):
             await self._writer.drain()
 
-    def _fail(self, error: Exception) -> None:
+    def _fail(self, error: Exception, *, abort: bool = False) -> None:
         self.closed = True
         for stream in self._streams.values():
             stream._on_error(error)
         self._streams.clear()
         self._window_open.set()
+        self._ready.set()
         with contextlib.suppress(Exception):
-            self._writer.close()
+            if abort:  # a dead peer: drop unsent bytes instead of waiting to flush them
+                self._writer.transport.abort()
+            else:
+                self._writer.close()
+
+    def _close_if_drained(self) -> None:
+        if self.draining and not self._streams and not self.closed:
+            self.close()
+
+    async def _keepalive(self) -> None:
+        """PING a quiet or suspected connection; no answer in time: the connection is dead."""
+        while not self.closed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(KEEPALIVE_INTERVAL):
+                    await self._suspect.wait()
+            suspected = self._suspect.is_set()
+            self._suspect.clear()
+            if self.closed:
+                return
+            if not suspected and time.monotonic() - self._last_received < KEEPALIVE_INTERVAL:
+                continue
+            self._ping_ack.clear()
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self._h2.ping(b"perdure!")
+                self._flush()
+            try:
+                async with asyncio.timeout(PING_TIMEOUT):
+                    await self._ping_ack.wait()
+            except TimeoutError:
+                error = H2Error(f"the deployment did not answer a PING in {PING_TIMEOUT:g} s")
+                self._fail(error, abort=True)
+                self._task.cancel()
+                return
 
     async def _read_loop(self) -> None:
         try:
@@ -200,6 +301,7 @@ class H2Connection:
                 data = await self._reader.read(READ_CHUNK)
                 if not data:
                     raise H2Error("the deployment closed the connection")
+                self._last_received = time.monotonic()
                 events = self._h2.receive_data(data)
                 for event in events:
                     self._handle(event)
@@ -208,6 +310,8 @@ class H2Connection:
             self._fail(H2Error("connection closed"))
         except (OSError, h2.exceptions.ProtocolError, H2Error) as exc:
             self._fail(exc if isinstance(exc, H2Error) else H2Error(str(exc)))
+        finally:
+            self._keepalive_task.cancel()
 
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.ResponseReceived):
@@ -225,14 +329,31 @@ class H2Connection:
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None:
                 stream._on_end()
+            self._close_if_drained()
         elif isinstance(event, h2.events.StreamReset):
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None:
-                stream._on_error(H2Error(f"stream reset by the deployment ({event.error_code})"))
+                refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+                kind = H2Refused if refused else H2Error
+                stream._on_error(kind(f"stream reset by the deployment ({event.error_code})"))
+            self._close_if_drained()
         elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            self._ready.set()
             self._window_open.set()
+        elif isinstance(event, h2.events.PingAckReceived):
+            self._ping_ack.set()
         elif isinstance(event, h2.events.ConnectionTerminated):
+            self._on_goaway(event)
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        if event.error_code != h2.errors.ErrorCodes.NO_ERROR:
             raise H2Error(f"the deployment ended the connection ({event.error_code})")
+        self.draining = True  # the streams the peer accepted still carry their responses
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        for stream_id in [i for i in self._streams if i > last]:
+            error = H2Refused("the deployment sent GOAWAY before seeing this stream")
+            self._streams.pop(stream_id)._on_error(error)
+        self._close_if_drained()
 
 
 class H2Pool:
@@ -263,7 +384,11 @@ class H2Pool:
             if conn is None:
                 conn = await H2Connection.open(host, port)
                 conns.append(conn)
-            return conn.request(method, authority, path, headers, end_stream=end_stream)
+            try:
+                return conn.request(method, authority, path, headers, end_stream=end_stream)
+            except h2.exceptions.ProtocolError as exc:
+                conn.close()
+                raise H2Refused(f"the connection is no longer usable ({exc})") from exc
 
     def close(self) -> None:
         for conns in self._connections.values():

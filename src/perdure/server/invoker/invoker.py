@@ -48,7 +48,17 @@ class Invoker:
         old = self.attempts.pop(invocation_id, None)
         if old is not None and old.task is not None:
             old.task.cancel()
-        plan = self._plan(invocation_id)
+        try:
+            plan = self._plan(invocation_id)
+        except Exception as exc:  # a bad stored value: fail this invocation, not the dispatch
+            log.exception("planning an attempt of %s failed", invocation_id)
+            message = f"internal error planning an attempt: {type(exc).__name__}: {exc}"
+            asyncio.get_running_loop().call_soon(
+                lambda: self.engine.run_for(
+                    invocation_id, lambda core: core.on_internal_error(invocation_id, message)
+                )
+            )
+            return
         if plan is None:
             return
         attempt = Attempt(

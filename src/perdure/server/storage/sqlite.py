@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from perdure.protocol import Frame, InvocationId, partition_key_of
+from perdure.protocol import Frame, InvocationId, MessageType, partition_key_of
 from perdure.protocol.messages import message_type
 from perdure.server.records import (
     DeploymentRecord,
@@ -194,6 +194,14 @@ class Store:
             (sql_pk(invocation_id.partition_key), str(invocation_id)),
         ).fetchall()
         return [Frame(message_type(t), f, bytes(p)) for t, f, p in rows]
+
+    def read_journal_of_type(self, invocation_id: InvocationId, kind: MessageType) -> list[Frame]:
+        """The journal entries of one message type, in order."""
+        rows = self.db.execute(
+            "SELECT flags, payload FROM journal WHERE pk = ? AND id = ? AND type = ? ORDER BY idx",
+            (sql_pk(invocation_id.partition_key), str(invocation_id), int(kind)),
+        ).fetchall()
+        return [Frame(kind, f, bytes(p)) for f, p in rows]
 
     def has_notification(self, invocation_id: InvocationId, keys: Iterable[str]) -> bool:
         keys = list(keys)
