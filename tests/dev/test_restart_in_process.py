@@ -101,7 +101,7 @@ def test_an_invocation_backing_off_is_retried_now_on_the_new_code(tmp_path: Path
         invocation = InvocationId.parse(sent.json()["invocationId"])
 
         def backing_off() -> bool:
-            inv = runtime.store.get_invocation(invocation)
+            inv = runtime.engine.invocation(invocation)
             return inv is not None and inv.status is Status.BACKING_OFF
 
         await _until(backing_off, "the failing attempt backs off (for 5 minutes)")

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from perdure.server.app import open_runtime
-from perdure.server.introspection import QueryError, run_query
+from perdure.server.storage.query import QueryError, run_query
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     runtime = open_runtime(tmp_path, inactivity_timeout=None, ingress_url="http://127.0.0.1:1")
-    path = runtime.store.path
+    path = str(runtime.db_path)
     asyncio.run(runtime.stop(0))
     return path
 

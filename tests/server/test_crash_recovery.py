@@ -18,8 +18,11 @@ pytestmark = pytest.mark.interop
 def test_sigkill_loses_no_acknowledged_work_and_repeats_none(tmp_path: Path) -> None:
     with deployed(tmp_path) as d:
         client = d.client
+        # The sleeps must outlast the sends and the kill: a step that ran before the SIGKILL may
+        # legitimately run again if its result was not journaled yet.
+        sent_at = time.monotonic()
         sleeping = [
-            client.post("/Sleeper/sleep/send", json=1500).json()["invocationId"] for _ in range(20)
+            client.post("/Sleeper/sleep/send", json=4000).json()["invocationId"] for _ in range(20)
         ]
         items = [f"i{n}" for n in range(8)]
         for item in items:
@@ -31,6 +34,7 @@ def test_sigkill_loses_no_acknowledged_work_and_repeats_none(tmp_path: Path) -> 
         time.sleep(0.5)
 
         d.server.kill()
+        assert time.monotonic() - sent_at < 3.5, "too slow to kill before the first sleep ended"
         d.server.restart()
 
         wait_until(lambda: client.post("/Signup/crash/email").json() == "x@y.z", "workflow state")

@@ -10,6 +10,7 @@ import pytest
 from perdure.protocol import Frame, InvocationId, Manifest, MessageType
 from perdure.protocol import messages as m
 from perdure.server.engine import notifications as note
+from perdure.server.engine import registrations
 from perdure.server.engine.core import AttemptRejected, Core, InvokeRequest
 from perdure.server.engine.deadlock import WaitGraph, find_cycle
 from perdure.server.engine.effects import (
@@ -67,8 +68,9 @@ def core(clock: Clock) -> Core:
         "dp_test", "http://x", False, {}, {}, "BIDI_STREAM", 5, 7, None,
         json.dumps(MANIFEST), 0,
     )  # fmt: skip
-    registry.add_deployment(store, record, manifest)
-    return Core(store, registry, clock)
+    core = Core(store, registry, clock)
+    registrations.add_deployment(core, record, manifest)
+    return core
 
 
 def starts(effects: list[object]) -> list[InvocationId]:

@@ -8,12 +8,16 @@ import sqlite3
 from pathlib import Path
 
 from perdure.protocol import Frame, InvocationId, Manifest
+from perdure.server.engine import registrations
 from perdure.server.engine.core import InvokeRequest
 from perdure.server.engine.driver import Engine
+from perdure.server.engine.effects import AttemptStart
 from perdure.server.records import DeploymentRecord
 from perdure.server.registry import Registry
 from perdure.server.storage import Store
 from tests.server.test_engine_core import MANIFEST
+
+MANIFEST_ = Manifest.from_json(MANIFEST)
 
 
 class RecordingInvoker:
@@ -24,8 +28,8 @@ class RecordingInvoker:
     def committed(self) -> int:
         return int(self.reader.execute("SELECT COUNT(*) FROM invocations").fetchone()[0])
 
-    def start(self, invocation_id: InvocationId) -> None:
-        self.started.append((invocation_id, self.committed()))
+    def start(self, start: AttemptStart) -> None:
+        self.started.append((start.invocation.id, self.committed()))
 
     def forward(self, invocation_id: InvocationId, frame: Frame) -> None:
         pass
@@ -39,22 +43,21 @@ def test_events_of_one_loop_iteration_commit_once_before_their_effects(tmp_path:
 
     async def scenario() -> None:
         store = Store(path)
-        registry = Registry()
         record = DeploymentRecord("dp", "http://x", False, {}, {}, "BIDI_STREAM", 5, 7, None,
                                   json.dumps(MANIFEST), 0)  # fmt: skip
-        registry.add_deployment(store, record, Manifest.from_json(MANIFEST))
-        store.commit()
-        engine = Engine(store, registry)
+        engine = Engine(store, Registry())
+        engine.run(lambda core: registrations.add_deployment(core, record, MANIFEST_))
+        await engine.durable()
         invoker = RecordingInvoker(path)
         engine.invoker = invoker
         commits = 0
         commit = store.commit
 
-        def counting_commit() -> None:
+        def counting_commit() -> bool:
             nonlocal commits
-            if store.in_transaction:
+            if store.in_batch:
                 commits += 1
-            commit()
+            return commit()
 
         store.commit = counting_commit  # type: ignore[method-assign]
         ids = [

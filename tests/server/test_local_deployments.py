@@ -57,7 +57,7 @@ def test_calls_run_in_process(tmp_path: Path) -> None:
         for expected in (2, 5):
             response = await client.post("/Counter/ann/add", json=3 if expected == 5 else 2)
             assert response.json() == expected
-        assert runtime.store.get_state("Counter", "ann") == [(b"total", b"5")]
+        assert runtime.engine.state("Counter", "ann") == [(b"total", b"5")]
 
     _run(tmp_path, body)
 

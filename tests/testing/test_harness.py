@@ -30,7 +30,7 @@ async def test_a_harness_starts_serves_and_removes_its_temporary_store() -> None
     with pytest.raises(HarnessError, match="not started"):
         _ = harness.client
     async with harness as h:
-        store_path = Path(h.runtime.store.db.execute("PRAGMA database_list").fetchone()[2])
+        store_path = h.runtime.db_path
         assert store_path.exists()
         assert await h.client.service(greet).request("Ann") == "Hello Ann"
         deployments = (await h.admin.get("/deployments")).json()["deployments"]

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
+        ui=args.ui,
         protection=guards,
     )
     return asyncio.run(run_dev(config, sys.stdout))

@@ -113,6 +113,7 @@ def _server(args: argparse.Namespace) -> int:
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
+        ui=args.ui,
         protection=guards,
     )
     from perdure.server.storage import SchemaError  # noqa: PLC0415

@@ -34,6 +34,9 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
         help="how long an attempt may wait before the SDK is made to suspend, e.g. 1m or 0s "
         "(default 1m; 0s replays every handler at every await)",
     )
+    parser.add_argument(
+        "--no-ui", dest="ui", action="store_false", help="do not serve the web UI at the admin /ui"
+    )
     parser.add_argument("--log-level", default="info", help="debug, info, warning (info)")
     security = parser.add_argument_group("security (see docs/security.md)")
     security.add_argument(

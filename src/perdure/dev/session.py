@@ -48,6 +48,8 @@ class DevConfig:
     """Seconds between two looks at the user's files."""
     shutdown_timeout: float = 10.0
     """How long a graceful stop waits for live attempts to reach a safe point."""
+    ui: bool = True
+    """Serve the web UI on the admin port at ``/ui``."""
     protection: Protection = field(default_factory=Protection)
     """Tokens, allowed hosts and the request identity key, as ``perdure server`` takes them."""
 
@@ -114,7 +116,9 @@ class DevSession:
         runtime.start()  # after mounting: recovered invocations find their code in place
         loop = asyncio.get_running_loop()
         stop_accepting = asyncio.Event()
-        guarded = listeners(runtime, config.ingress_bind, config.admin_bind, config.protection)
+        guarded = listeners(
+            runtime, config.ingress_bind, config.admin_bind, config.protection, ui=config.ui
+        )
         tasks = {
             loop.create_task(serve_http(app, bind, name, stop_accepting)): (bind, f"--{name}-bind")
             for app, bind, name in guarded
@@ -144,6 +148,8 @@ class DevSession:
         self.say(f"perdure dev: serving {self.loader.spec} as local://{self.name} ({services})")
         self.say(f"  ingress  {self.ingress_url}")
         self.say(f"  admin    {self.admin_url}")
+        if self.config.ui:
+            self.say(f"  ui       {self.admin_url}/ui")
         self.say(f"  data     {self.config.data_dir.resolve()}")
         self._print_curls()
         count = len(self.watcher.files)
@@ -213,7 +219,7 @@ class DevSession:
         """Live attempts against our deployment, and invocations of our services backing off
         after a failure (the fix may be what they wait for)."""
         ids = runtime.invoker.live(self.deployment_id)
-        for inv in runtime.store.invocations_with_status(Status.BACKING_OFF):
+        for inv in runtime.engine.invocations_with_status(Status.BACKING_OFF):
             ours = inv.deployment_id == self.deployment_id or (
                 inv.deployment_id is None and inv.service in self.app.services
             )

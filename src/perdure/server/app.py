@@ -26,6 +26,7 @@ from perdure.server.api.access import Access, Guarded
 from perdure.server.registry import Defaults
 from perdure.server.runtime import Runtime
 from perdure.server.storage.private import private_dir
+from perdure.server.ui import with_ui
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
@@ -61,6 +62,8 @@ class ServerConfig:
     the SDK suspends (None: the official default, 1 minute; 0: suspend at every await, which
     replays handlers constantly and flushes out determinism bugs). Handler and service options
     still take precedence."""
+    ui: bool = True
+    """Serve the web UI on the admin port at ``/ui`` (``--no-ui`` turns it off)."""
     protection: Protection = field(default_factory=Protection)
 
 
@@ -81,9 +84,10 @@ async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> Non
 
 
 def listeners(
-    runtime: Runtime, ingress_bind: str, admin_bind: str, protection: Protection
+    runtime: Runtime, ingress_bind: str, admin_bind: str, protection: Protection, *, ui: bool = True
 ) -> list[tuple[Any, str, str]]:
-    """The ingress and the admin API behind their access checks: ``(app, bind, name)``."""
+    """The ingress and the admin API (with the web UI unless ``ui`` is false) behind their access
+    checks: ``(app, bind, name)``."""
     hosts = protection.allowed_hosts
     ingress = Access(ingress_bind, protection.ingress_token, hosts,
                      token_hint="perdure.client: token= or $PERDURE_INGRESS_TOKEN")  # fmt: skip
@@ -91,7 +95,7 @@ def listeners(
                    token_hint="the CLI: --token or $PERDURE_ADMIN_TOKEN")  # fmt: skip
     return [
         (Guarded(runtime.ingress, ingress), ingress_bind, "ingress"),
-        (Guarded(runtime.admin, admin), admin_bind, "admin"),
+        (Guarded(with_ui(runtime.admin, runtime.ingress, ui), admin), admin_bind, "admin"),
     ]
 
 
@@ -150,7 +154,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     servers = [
         loop.create_task(serve_http(app, bind, name, stop_accepting))
         for app, bind, name in listeners(
-            runtime, config.ingress_bind, config.admin_bind, config.protection
+            runtime, config.ingress_bind, config.admin_bind, config.protection, ui=config.ui
         )
     ]
     runtime.start()
@@ -163,6 +167,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         config.admin_bind,
         config.data_dir.resolve(),
     )
+    if config.ui:
+        log.info("web UI: http://%s/ui", config.admin_bind)
     stopped = loop.create_task(stop.wait())
     done, _ = await asyncio.wait([stopped, *servers], return_when=asyncio.FIRST_COMPLETED)
     for task in done:

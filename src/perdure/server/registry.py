@@ -1,4 +1,5 @@
-"""The registered deployments and services, in memory, loaded from and saved to storage.
+"""The registered deployments and services, in memory. The engine loads it from storage and
+persists its changes (each change is an engine transition, see ``engine.registrations``).
 
 A service points at the deployment that registered its latest revision; new invocations of the
 service go there. Settings resolve most specific first: the handler's manifest options, then
@@ -13,7 +14,6 @@ from typing import Any
 
 from perdure.protocol import HandlerManifest, Manifest, ServiceManifest
 from perdure.server.records import DeploymentRecord, ServiceRecord
-from perdure.server.storage import Store
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -142,13 +142,12 @@ class Registry:
         self.deployments: dict[str, Deployment] = {}
         self.services: dict[str, Service] = {}
 
-    def load(self, store: Store) -> None:
+    def load(self, deployments: list[DeploymentRecord], services: list[ServiceRecord]) -> None:
         self.deployments = {
-            r.id: Deployment(r, Manifest.from_json(json.loads(r.manifest)))
-            for r in store.list_deployments()
+            r.id: Deployment(r, Manifest.from_json(json.loads(r.manifest))) for r in deployments
         }
         self.services = {}
-        for s in store.list_services():
+        for s in services:
             deployment = self.deployments.get(s.deployment_id)
             manifest = deployment.manifest.service(s.name) if deployment else None
             if manifest is not None:
@@ -168,10 +167,11 @@ class Registry:
         s = self.services.get(service)
         return None if s is None else self.deployments.get(s.record.deployment_id)
 
-    def add_deployment(self, store: Store, record: DeploymentRecord, manifest: Manifest) -> None:
-        """Store a deployment and point each of its services at it (a new revision)."""
-        store.put_deployment(record)
+    def add_deployment(self, record: DeploymentRecord, manifest: Manifest) -> list[ServiceRecord]:
+        """Add a deployment and point each of its services at it (a new revision); returns the
+        service records to store."""
         self.deployments[record.id] = Deployment(record, manifest)
+        changed: list[ServiceRecord] = []
         for svc in manifest.services:
             previous = self.services.get(svc.name)
             revision = previous.record.revision + 1 if previous else 1
@@ -180,18 +180,19 @@ class Registry:
                 svc.name, revision, record.id, json.dumps({"name": svc.name}),
                 json.dumps(overrides),
             )  # fmt: skip
-            store.put_service(service_record)
+            changed.append(service_record)
             self.services[svc.name] = Service(service_record, svc, self.defaults, dict(overrides))
+        return changed
 
-    def remove_deployment(self, store: Store, deployment_id: str) -> None:
-        store.delete_deployment(deployment_id)
+    def remove_deployment(self, deployment_id: str) -> list[str]:
+        """Remove a deployment and the services it serves; returns their names."""
         self.deployments.pop(deployment_id, None)
-        for name, service in list(self.services.items()):
-            if service.record.deployment_id == deployment_id:
-                store.delete_service(name)
-                del self.services[name]
+        removed = [n for n, s in self.services.items() if s.record.deployment_id == deployment_id]
+        for name in removed:
+            del self.services[name]
+        return removed
 
-    def set_overrides(self, store: Store, name: str, overrides: dict[str, Any]) -> Service:
+    def set_overrides(self, name: str, overrides: dict[str, Any]) -> Service:
         service = self.services[name]
         service.overrides = overrides
         record = service.record
@@ -199,5 +200,4 @@ class Registry:
             record.name, record.revision, record.deployment_id, record.manifest,
             json.dumps(overrides),
         )  # fmt: skip
-        store.put_service(service.record)
         return service

@@ -1,5 +1,5 @@
 """The server's parts wired together, without listeners: store, registry, engine, invoker, and the
-ingress and admin ASGI apps.
+ingress and admin ASGI apps. The store goes to the engine, its only user.
 
 ``perdure server`` puts HTTP listeners in front of a Runtime; ``perdure dev`` and
 ``perdure.testing`` use one in-process, with the user's services mounted as ``local://NAME``
@@ -43,18 +43,18 @@ class Runtime:
         synchronous: str = "FULL",
         identity: SigningKey | None = None,
     ) -> None:
+        self.db_path = Path(db_path)
         self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
         try:
             if self.lock is not None:
                 private_file(Path(db_path))
-            self.store = Store(db_path, synchronous=synchronous)
+            store = Store(db_path, synchronous=synchronous)
         except BaseException:
             if self.lock is not None:
                 self.lock.release()
             raise
         self.registry = Registry(defaults or Defaults())
-        self.registry.load(self.store)
-        self.engine = Engine(self.store, self.registry, clock)
+        self.engine = Engine(store, self.registry, clock)  # the only owner of the store
         self.local = LocalApps()
         self.invoker = Invoker(self.engine, self.local, identity)
         self.engine.invoker = self.invoker
@@ -70,7 +70,7 @@ class Runtime:
         await self.invoker.drain(shutdown_timeout)
         await self.engine.stop()
         await self.invoker.close()
-        self.store.close()
+        self.engine.close()
         if self.lock is not None:
             self.lock.release()
 

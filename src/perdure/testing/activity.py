@@ -76,7 +76,7 @@ class Activity:
         return None
 
     def timer_due(self) -> bool:
-        due = self.runtime.engine.store.next_timer_at()
+        due = self.runtime.engine.next_timer_at()
         return due is not None and due <= self.now_ms()
 
     def _blocked(self, invocation_id: str) -> bool:

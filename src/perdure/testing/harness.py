@@ -228,27 +228,27 @@ class Harness:
     def state_raw(self, service: str | ServiceDefinition, key: str) -> dict[str, bytes]:
         """The K/V state of an object or workflow key, as stored bytes."""
         name = service if isinstance(service, str) else service.name
-        return {k.decode(): v for k, v in self.runtime.store.get_state(name, key)}
+        return {k.decode(): v for k, v in self.runtime.engine.state(name, key)}
 
     def invocation(self, invocation: str | _HasId) -> InvocationInfo:
         """Status and result of an invocation (an ``inv_1…`` id or a send handle)."""
         invocation_id = self._id(invocation)
-        inv = self.runtime.store.get_invocation(invocation_id)
+        inv = self.runtime.engine.invocation(invocation_id)
         if inv is None:
             raise HarnessError(f"no invocation {invocation_id} (never created, or purged)")
         return InvocationInfo.of(inv)
 
     def invocations(self) -> list[InvocationInfo]:
         """Every invocation the store holds, oldest first."""
-        found = [InvocationInfo.of(inv) for inv in self.runtime.store.list_invocations()]
+        found = [InvocationInfo.of(inv) for inv in self.runtime.engine.invocations()]
         return sorted(found, key=lambda info: info.created_at)
 
     def journal(self, invocation: str | _HasId) -> list[JournalEntry]:
         """The journal of an invocation, entry by entry (see ``JournalEntry``)."""
         invocation_id = self._id(invocation)
-        if self.runtime.store.get_invocation(invocation_id) is None:
+        if self.runtime.engine.invocation(invocation_id) is None:
             raise HarnessError(f"no invocation {invocation_id} (never created, or purged)")
-        frames = self.runtime.store.read_journal(invocation_id)
+        frames = self.runtime.engine.journal(invocation_id)
         return [JournalEntry.of(index, frame) for index, frame in enumerate(frames)]
 
     async def settle(self, timeout: float = 10.0) -> None:
@@ -282,7 +282,7 @@ class Harness:
         one auto-advance will jump to, or (on real time) one that real time will reach."""
         if isinstance(self.clock, VirtualClock) and self.clock.held:
             return None
-        at = self.runtime.store.next_timer_at(WAKE_KINDS)
+        at = self.runtime.engine.next_timer_at(WAKE_KINDS)
         return None if at is None else "an invocation waits for a timer"
 
     def _id(self, invocation: str | _HasId) -> InvocationId:
@@ -295,15 +295,15 @@ class Harness:
     async def _auto_advance(self, clock: VirtualClock) -> None:
         """Jump to the next timer an invocation waits for, whenever the harness is quiet."""
         activity = self._started_activity()
-        store = self.runtime.store
+        engine = self.runtime.engine
         while True:
             await asyncio.sleep(ADVANCE_POLL)
-            at = store.next_timer_at(WAKE_KINDS)
+            at = engine.next_timer_at(WAKE_KINDS)
             if clock.held or at is None or at <= clock.now_ms():
                 continue  # nothing to jump to (a due timer fires without help)
             if await activity.quiet() is not None or clock.held:
                 continue
-            at = store.next_timer_at(WAKE_KINDS)
+            at = engine.next_timer_at(WAKE_KINDS)
             if at is not None and at > clock.now_ms():
                 log.debug("auto-advance: %s -> %s", clock.now_ms(), at)
                 clock.move_to(at)

@@ -32,7 +32,8 @@ from perdure.server.api.metadata import (
     service_json,
 )
 from perdure.server.api.query import query
-from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
+from perdure.server.engine import registrations
+from perdure.server.engine.deadlock import describe_cycle
 from perdure.server.engine.state_edits import edit_state
 from perdure.server.invoker.discovery import DiscoveryError, discover
 from perdure.server.records import DeploymentRecord, Invocation, Status
@@ -129,9 +130,9 @@ class Admin:
                 return await self._service(request, name, rest)
             case ["query"] if method == "POST":
                 live = [str(i) for i in self.invoker.attempts]
-                return await query(request, self.engine.store.path, live)
+                return await query(request, self.engine, live)
             case ["invocations"] if method == "GET":
-                return self._list_invocations(request)
+                return await self._list_invocations(request)
             case ["invocations", invocation_id, action] if method == "PATCH":
                 return await self._manage(invocation_id, action)
             case ["invocations", invocation_id] if method == "DELETE":
@@ -139,7 +140,7 @@ class Admin:
                 response = await self._manage(invocation_id, mode)
                 return Response(202) if response.status < 300 else response
             case ["invocations", invocation_id] if method == "GET":
-                return self._describe(invocation_id)
+                return await self._describe(invocation_id)
         return error(404, f"not found: {method} {request.path}")
 
     # -- deployments ---------------------------------------------------------------------------
@@ -220,7 +221,7 @@ class Admin:
             manifest=json.dumps(manifest.to_json()),
             created_at=self.engine.clock.now_ms(),
         )
-        self.engine.run(lambda _core: registry.add_deployment(self.engine.store, record, manifest))
+        self.engine.run(lambda core: registrations.add_deployment(core, record, manifest))
         await self.engine.durable()
         log.info("registered deployment %s at %s: %s", deployment_id, uri,
                  ", ".join(s.name for s in manifest.services))  # fmt: skip
@@ -253,8 +254,7 @@ class Admin:
             return error(404, f"The requested deployment '{deployment_id}' does not exist")
         if request.query().get("force") != "true":
             return Response(501)
-        registry = self.engine.registry
-        self.engine.run(lambda _core: registry.remove_deployment(self.engine.store, deployment_id))
+        self.engine.run(lambda core: registrations.remove_deployment(core, deployment_id))
         await self.engine.durable()
         return Response(202)
 
@@ -308,7 +308,7 @@ class Admin:
                 overrides[field] = parse_duration(str(value))
             except DurationError as exc:
                 return error(400, f"bad {field}: {exc}")
-        self.engine.run(lambda _core: registry.set_overrides(self.engine.store, name, overrides))
+        self.engine.run(lambda core: registrations.set_overrides(core, name, overrides))
         await self.engine.durable()
         return Response.json(200, service_json(registry.services[name]))
 
@@ -373,27 +373,29 @@ class Admin:
         status, message = messages.get(outcome, (500, f"unexpected outcome {outcome}"))
         return error(status, message)
 
-    def _list_invocations(self, request: Request) -> Response:
+    async def _list_invocations(self, request: Request) -> Response:
         query = request.query()
         wanted = query.get("status")
         if wanted and wanted not in set(Status):
             valid = ", ".join(Status)
             return error(400, f"unknown status {wanted!r}; use one of {valid}")
         limit = int(query.get("limit", "1000")) if query.get("limit", "").isdigit() else 1000
-        invocations = self.engine.store.list_invocations(limit, wanted or None)
-        graph = WaitGraph(self.engine.store)
-        rows = [_invocation_json(i, graph) for i in invocations]
+        invocations = self.engine.invocations(limit, wanted or None)
+        rows = [_invocation_json(i, self.engine) for i in invocations]
+        await self.engine.durable()  # report only what is durable
         return Response.json(200, {"invocations": rows})
 
-    def _describe(self, text: str) -> Response:
+    async def _describe(self, text: str) -> Response:
         try:
             invocation_id = InvocationId.parse(text)
         except InvalidIdError as exc:
             return error(400, str(exc))
-        inv = self.engine.store.get_invocation(invocation_id)
+        inv = self.engine.invocation(invocation_id)
         if inv is None:
             return error(404, f"invocation {text} not found")
-        return Response.json(200, _invocation_json(inv, WaitGraph(self.engine.store)))
+        row = _invocation_json(inv, self.engine)
+        await self.engine.durable()  # report only what is durable
+        return Response.json(200, row)
 
 
 def _state_edit(body: Any) -> tuple[str, str | None, dict[bytes, bytes]] | str:
@@ -427,17 +429,17 @@ def _same_services(a: Manifest, b: Manifest) -> bool:
     return [s for s in a.services] == [s for s in b.services]
 
 
-def _deadlock_json(inv: Invocation, graph: WaitGraph) -> dict[str, Any] | None:
+def _deadlock_json(inv: Invocation, engine: Engine) -> dict[str, Any] | None:
     """perdure's own field: the request-response cycle this invocation is stuck in, if any."""
     if inv.status in (Status.COMPLETED, Status.SCHEDULED):
         return None
-    cycle = find_cycle(inv.id, graph)
+    cycle = engine.deadlock(inv.id)
     if cycle is None:
         return None
     return {"cycle": [str(c.id) for c in cycle], "description": describe_cycle(cycle)}
 
 
-def _invocation_json(inv: Invocation, graph: WaitGraph) -> dict[str, Any]:
+def _invocation_json(inv: Invocation, engine: Engine) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(inv.id),
         "target": inv.target,
@@ -458,7 +460,7 @@ def _invocation_json(inv: Invocation, graph: WaitGraph) -> dict[str, Any]:
         "last_failure": inv.last_failure,
         "invoked_by_id": inv.invoked_by,
         "journal_size": inv.journal_len,
-        "deadlock": _deadlock_json(inv, graph),
+        "deadlock": _deadlock_json(inv, engine),
     }
     if inv.status.value == "completed" and inv.result is not None:
         out["completion_result"] = "success" if inv.result.ok else "failure"

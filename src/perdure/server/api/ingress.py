@@ -36,7 +36,7 @@ from perdure.server.api.targets import (
     parse_invocation_id,
     parse_target_body,
 )
-from perdure.server.engine.core import InvokeRequest
+from perdure.server.engine.requests import InvokeRequest
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
 
@@ -380,7 +380,7 @@ class Ingress:
         engine = self.engine
         invocation_id = invocation_id_of(target)
         await engine.durable()
-        inv = engine.core.get(invocation_id)
+        inv = engine.invocation(invocation_id)
         if inv is None:
             if mode == "attach":
                 return error(

@@ -1,9 +1,10 @@
 """``POST /query`` of the admin API: SQL over Restate's system tables, answered as JSON.
 
-The query runs in a worker thread on its own read-only connection (see
-``perdure.server.introspection``), so a slow query never blocks the event loop; it is cut off
-after ``QUERY_TIMEOUT`` seconds. perdure answers JSON only (``Accept: application/json``, the
-form Restate's CLI uses for rows); it does not produce Arrow IPC streams.
+The engine runs the query in a worker thread on a read-only snapshot of its own (see
+``perdure.server.storage.query``), so a slow query never blocks the event loop; it is cut off
+after ``QUERY_TIMEOUT`` seconds. The answer waits until what the query saw is durable.
+perdure answers JSON only (``Accept: application/json``, the form Restate's CLI uses for rows);
+it does not produce Arrow IPC streams.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from perdure.server.api.http import Request, Response
-from perdure.server.introspection import QueryError, run_query
+from perdure.server.storage import QueryError
+
+if TYPE_CHECKING:
+    from perdure.server.engine.driver import Engine
 
 QUERY_TIMEOUT = 10.0
 
@@ -29,7 +34,7 @@ def _wants_json(accept: str | None) -> bool:
     return bool(kinds & {"application/json", "application/*", "*/*"})
 
 
-async def query(request: Request, db_path: str, live: Iterable[str]) -> Response:
+async def query(request: Request, engine: Engine, live: Iterable[str]) -> Response:
     if not _wants_json(request.header("accept")):
         return _message(
             406,
@@ -45,8 +50,9 @@ async def query(request: Request, db_path: str, live: Iterable[str]) -> Response
         return _message(400, 'the body must be JSON {"query": "<SQL>"}: missing field `query`')
     try:
         rows = await asyncio.to_thread(
-            run_query, db_path, sql, live=tuple(live), timeout=QUERY_TIMEOUT
+            lambda: engine.query(sql, live=tuple(live), timeout=QUERY_TIMEOUT)
         )
     except QueryError as exc:
         return _message(400, f"invalid query: {exc}")
+    await engine.durable()
     return Response.json(200, {"rows": rows})

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from perdure.protocol import InvocationId, MessageType
 from perdure.server.records import Invocation, Status
-from perdure.server.storage import Store
+from perdure.server.storage import Storage
 
 MAX_WALK = 10_000
 """Nodes visited at most per check: a bound for pathological graphs, far above real chains."""
@@ -30,7 +30,7 @@ WAITING_NOTIFICATIONS = (MessageType.CALL_COMPLETION, MessageType.ATTACH_INVOCAT
 class WaitGraph:
     """The wait-for edges of the invocations in a store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self.store = store
 
     def invocation(self, invocation_id: InvocationId) -> Invocation | None:

@@ -1,13 +1,29 @@
-"""The engine's driver: runs ``Core`` transitions on the event loop, commits them as a group,
-then releases their effects; fires durable timers; holds the ingress requests waiting for results.
+"""The engine's driver: runs ``Core`` transitions on the event loop, commits them in batches
+through a pipeline, then releases their effects; fires durable timers; holds the ingress requests
+waiting for results.
+
+Every transition runs inside one storage batch that stays open while events keep coming in the
+same loop iteration (each event undone on its own if it fails, so a failing event leaves no trace).
+A flush scheduled with ``call_soon`` commits the batch (cheap: no fsync) and reads what the
+attempts it starts will replay. The batch then waits for durability in the commit pipeline:
+
+* the writer thread makes committed batches durable (``Storage.sync``: the fsync), one sync at a
+  time, each covering every batch committed before it began (group commit); fsync never runs on
+  the event loop;
+* meanwhile the loop applies and commits the next batches. They read the same connection, after
+  the previous batch's commit, so they see its writes whether or not they are durable yet;
+* a batch's effects (answers, messages to the SDK, started attempts, timers) and its ``durable()``
+  futures are released only after a sync that covers it, and batches are released in commit
+  order. So nothing leaves the engine before it is durable, and nothing from batch N+1 leaves
+  before batch N's effects.
+
+With a store that does not sync (``synchronous=OFF``, tests) a batch is released at its commit.
 
 A transition of one invocation that raises (a bug, a stored setting that overflows) is contained:
 it is rolled back, and the invocation fails instead (``run_for``), so nothing else waits on it.
 
-Every transition runs inside one SQLite transaction that stays open while events keep coming in
-the same loop iteration (each event in its own savepoint, so a failing event leaves no trace).
-A flush scheduled with ``call_soon`` commits the whole group once and only then dispatches the
-effects, so nothing visible ever depends on an uncommitted write.
+The engine is the only owner of its ``Storage``: everything else reads through its query methods
+(``invocation``, ``journal``, ``state``, ``query``...) and writes through transitions (``run``).
 """
 
 from __future__ import annotations
@@ -17,13 +33,17 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from perdure.protocol import Frame, InvocationId
-from perdure.server.engine.core import AttemptRejected, Core
+from perdure.server.engine.core import Core
+from perdure.server.engine.deadlock import WaitGraph, find_cycle
 from perdure.server.engine.effects import (
     AbortAttempt,
+    AttemptStart,
     Completed,
     DeadlockDetected,
     Effect,
@@ -31,9 +51,10 @@ from perdure.server.engine.effects import (
     StartAttempt,
     TimerSet,
 )
-from perdure.server.records import Result
+from perdure.server.engine.requests import AttemptRejected
+from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
-from perdure.server.storage import Store
+from perdure.server.storage import Storage
 
 R = TypeVar("R")
 log = logging.getLogger("perdure.server.engine")
@@ -62,7 +83,7 @@ class SystemClock:
 class AttemptRunner(Protocol):
     """What the engine needs from the invoker."""
 
-    def start(self, invocation_id: InvocationId) -> None: ...
+    def start(self, start: AttemptStart) -> None: ...
     def forward(self, invocation_id: InvocationId, frame: Frame) -> None: ...
     def abort(self, invocation_id: InvocationId) -> None: ...
 
@@ -70,21 +91,37 @@ class AttemptRunner(Protocol):
 Waited = tuple[Result, int | None]
 """An invocation's result and when it expires (for the idempotency-expires header)."""
 
+SYNC_RETRY_DELAY = 0.5
+"""Seconds before a failed sync (fsync error) is tried again; its batches wait meanwhile."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A committed batch waiting in the pipeline: what it releases once durable."""
+
+    effects: list[Effect | AttemptStart]
+    durable: list[asyncio.Future[None]] = field(default_factory=list)
+
 
 class Engine:
-    def __init__(self, store: Store, registry: Registry, clock: Clock | None = None) -> None:
-        self.store = store
+    def __init__(self, store: Storage, registry: Registry, clock: Clock | None = None) -> None:
+        self._store = store
         self.registry = registry
+        registry.load(store.list_deployments(), store.list_services())
         self.clock = clock or SystemClock()
         self.core = Core(store, registry, self.clock.now_ms)
         self.invoker: AttemptRunner | None = None
         self._pending: list[Effect] = []
         self._durable: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
+        self._committed: list[_Batch] = []  # committed, waiting for the next sync
+        self._syncing: list[_Batch] = []  # covered by the sync in flight
+        self._sync: asyncio.Future[None] | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-writer")
         self._waiters: dict[InvocationId, list[asyncio.Future[Waited]]] = {}
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
-        self._savepoints = 0
+        self._stopping = False
         self._stepped = isinstance(self.clock, SteppedClock)
         if isinstance(self.clock, SteppedClock):
             self.clock.subscribe(self._timer_wake.set)
@@ -93,19 +130,15 @@ class Engine:
 
     def run(self, transition: Callable[[Core], R]) -> R:
         """Apply one event now; its effects wait for the next group commit."""
-        self.store.begin()
-        self._savepoints += 1
-        name = f"ev{self._savepoints}"
-        self.store.db.execute(f"SAVEPOINT {name}")
+        self._store.begin_event()
         try:
             result = transition(self.core)
         except BaseException:
-            self.store.db.execute(f"ROLLBACK TO {name}")
-            self.store.db.execute(f"RELEASE {name}")
+            self._store.end_event(keep=False)
             self.core.take_effects()
             self._schedule_flush()
             raise
-        self.store.db.execute(f"RELEASE {name}")
+        self._store.end_event(keep=True)
         self._pending.extend(self.core.take_effects())
         self._schedule_flush()
         return result
@@ -132,13 +165,17 @@ class Engine:
         return False
 
     def durable(self) -> asyncio.Future[None]:
-        """Resolves once everything applied so far is committed."""
+        """Resolves once everything applied so far is durable (and its effects released)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self.store.in_transaction and not self._pending:
-            future.set_result(None)
-        else:
+        if self._store.in_batch or self._pending or self._flush_scheduled:
             self._durable.append(future)
             self._schedule_flush()
+        elif self._committed:
+            self._committed[-1].durable.append(future)
+        elif self._syncing:
+            self._syncing[-1].durable.append(future)
+        else:
+            future.set_result(None)
         return future
 
     def wait_for(self, invocation_id: InvocationId) -> asyncio.Future[Waited]:
@@ -150,9 +187,14 @@ class Engine:
 
     @property
     def idle(self) -> bool:
-        """Nothing applied and not yet committed, no effect waiting to be released."""
+        """Nothing applied and not yet durable, no effect waiting to be released."""
         return not (
-            self.store.in_transaction or self._pending or self._durable or self._flush_scheduled
+            self._store.in_batch
+            or self._pending
+            or self._durable
+            or self._flush_scheduled
+            or self._committed
+            or self._syncing
         )
 
     def waiting_requests(self) -> int:
@@ -165,32 +207,103 @@ class Engine:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        """Commit the open batch and queue it for the writer thread's next sync."""
         self._flush_scheduled = False
-        self.store.commit()
-        self._savepoints = 0
-        effects, self._pending = self._pending, []
-        durable, self._durable = self._durable, []
-        started: set[InvocationId] = set()
-        for effect in effects:
-            # An attempt started in this group replays the journal as committed now, which
-            # already holds the group's later notifications: forwarding them would repeat them.
-            if isinstance(effect, StartAttempt):
-                started.add(effect.invocation_id)
-            elif isinstance(effect, Forward) and effect.invocation_id in started:
-                continue
+        committed = self._store.commit()
+        batch = _Batch(self._with_attempt_starts(self._pending), self._durable)
+        self._pending, self._durable = [], []
+        if not committed and not batch.effects and not batch.durable:
+            return
+        if not self._store.needs_sync and not self._committed and not self._syncing:
+            self._release(batch)
+            return
+        self._committed.append(batch)
+        self._start_sync()
+
+    def _start_sync(self) -> None:
+        if self._sync is not None or not self._committed:
+            return
+        self._syncing, self._committed = self._committed, []
+        loop = asyncio.get_running_loop()
+        self._sync = loop.run_in_executor(self._writer, self._store.sync)
+        self._sync.add_done_callback(self._synced)
+
+    def _synced(self, sync: asyncio.Future[None]) -> None:
+        self._sync = None
+        failure = None if sync.cancelled() else sync.exception()
+        if sync.cancelled() or failure is not None:
+            log.error("making committed batches durable failed; retrying", exc_info=failure)
+            self._committed[:0] = self._syncing  # keep the order: the oldest first
+            self._syncing = []
+            asyncio.get_running_loop().call_later(SYNC_RETRY_DELAY, self._start_sync)
+            return
+        batches, self._syncing = self._syncing, []
+        for batch in batches:
+            self._release(batch)
+        self._start_sync()
+
+    def _release(self, batch: _Batch) -> None:
+        for effect in batch.effects:
             try:
                 self._dispatch(effect)
             except Exception:
                 log.exception("dispatching %s failed", effect)
-        for future in durable:
+        for future in batch.durable:
             if not future.done():
                 future.set_result(None)
 
-    def _dispatch(self, effect: Effect) -> None:
+    def _with_attempt_starts(self, effects: list[Effect]) -> list[Effect | AttemptStart]:
+        """The effects, each StartAttempt read into the AttemptStart it asks for (None: the
+        invocation no longer runs). Called right after the commit, before any other event."""
+        starts: dict[InvocationId, AttemptStart | None] = {}
+        out: list[Effect | AttemptStart] = []
+        for effect in effects:
+            # An attempt started in this batch replays the journal as committed now, which
+            # already holds the batch's later notifications: forwarding them would repeat them.
+            if isinstance(effect, Forward) and effect.invocation_id in starts:
+                continue
+            if isinstance(effect, StartAttempt):
+                if effect.invocation_id not in starts:
+                    starts[effect.invocation_id] = self._contained_start(effect.invocation_id)
+                start = starts[effect.invocation_id]
+                if start is not None:
+                    out.append(start)
+            else:
+                out.append(effect)
+        return out
+
+    def _contained_start(self, invocation_id: InvocationId) -> AttemptStart | None:
+        """``_attempt_start``; a stored value it cannot read fails this invocation (as a
+        transition that raised would), not the flush."""
+        try:
+            return self._attempt_start(invocation_id)
+        except Exception as exc:
+            log.exception("reading what an attempt of %s replays failed", invocation_id)
+            message = f"internal error planning an attempt: {type(exc).__name__}: {exc}"
+            asyncio.get_running_loop().call_soon(
+                lambda: self.run_for(
+                    invocation_id, lambda core: core.on_internal_error(invocation_id, message)
+                )
+            )
+            return None
+
+    def _attempt_start(self, invocation_id: InvocationId) -> AttemptStart | None:
+        store = self._store
+        inv = store.get_invocation(invocation_id)
+        if inv is None or inv.status is not Status.INVOKED:
+            return None
+        service = self.registry.service(inv.service)
+        lazy = service is None or service.lazy_state(service.handler(inv.handler))
+        eager = inv.keyed and not lazy
+        state = store.get_state(inv.service, inv.key) if eager else []
+        journal = store.read_journal(invocation_id)
+        return AttemptStart(inv, tuple(journal), tuple(state), partial_state=not eager)
+
+    def _dispatch(self, effect: Effect | AttemptStart) -> None:
         match effect:
-            case StartAttempt(invocation_id):
+            case AttemptStart():
                 if self.invoker is not None:
-                    self.invoker.start(invocation_id)
+                    self.invoker.start(effect)
             case Forward(invocation_id, frame):
                 if self.invoker is not None:
                     self.invoker.forward(invocation_id, frame)
@@ -214,14 +327,58 @@ class Engine:
         self._timer_task = asyncio.get_running_loop().create_task(self._timers())
 
     async def stop(self) -> None:
+        """Stop firing timers; commit what is applied and wait until it is durable."""
+        self._stopping = True  # asyncio.wait_for (3.11) may swallow a cancel racing a wake-up
+        self._timer_wake.set()
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
         self._flush()
+        while self._sync is not None or self._committed:
+            await self.durable()
+
+    def close(self) -> None:
+        """Stop the writer thread and close the store (after ``stop``)."""
+        self._writer.shutdown(wait=True)
+        self._store.close()
+
+    # -- queries (what the APIs, the harness and dev mode may read) ------------------------------
+    # They read what is applied, which may not be durable yet: an answer built from them waits
+    # for ``durable()`` first.
+
+    def invocation(self, invocation_id: InvocationId) -> Invocation | None:
+        return self._store.get_invocation(invocation_id)
+
+    def invocations(self, limit: int = 1000, status: str | None = None) -> list[Invocation]:
+        """The newest ``limit`` invocations (with ``status`` only, when given)."""
+        return self._store.list_invocations(limit, status)
+
+    def invocations_with_status(self, *statuses: Status) -> list[Invocation]:
+        return self._store.invocations_with_status(*statuses)
+
+    def journal(self, invocation_id: InvocationId) -> list[Frame]:
+        return self._store.read_journal(invocation_id)
+
+    def state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
+        return self._store.get_state(service, key)
+
+    def next_timer_at(self, kinds: Iterable[TimerKind] | None = None) -> int | None:
+        return self._store.next_timer_at(kinds)
+
+    def deadlock(self, invocation_id: InvocationId) -> list[Invocation] | None:
+        """The wait-for cycle through this invocation (see ``deadlock``), if any."""
+        return find_cycle(invocation_id, WaitGraph(self._store))
+
+    def query(
+        self, sql: str, *, live: Iterable[str] = (), timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """``POST /query``: one read-only statement over Restate's system tables. Blocking and
+        thread-safe (it reads a snapshot of its own): run it in a worker thread."""
+        return self._store.query(sql, live=live, timeout=timeout)
 
     def _fire_one_by_one(self, now: int) -> None:
-        for timer in self.store.due_timers(now):
+        for timer in self._store.due_timers(now):
             try:
                 self.run(functools.partial(Core.fire_timer, timer=timer))
             except Exception as exc:
@@ -234,9 +391,9 @@ class Engine:
                     self.run(retry)
 
     async def _timers(self) -> None:
-        while True:
+        while not self._stopping:
             now = self.clock.now_ms()
-            next_at = self.store.next_timer_at()
+            next_at = self._store.next_timer_at()
             if next_at is not None and next_at <= now:
                 try:
                     self.run(functools.partial(Core.fire_timers, now=now))

@@ -9,14 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perdure.protocol import Frame, InvocationId
-from perdure.server.records import Result
+from perdure.server.records import Invocation, Result
 
 
 @dataclass(frozen=True, slots=True)
 class StartAttempt:
-    """Run an attempt: replay the journal as committed at release time."""
+    """Run an attempt: replay the journal as committed by the batch that asked for it (the
+    engine reads it right after that commit and hands it over as an ``AttemptStart``)."""
 
     invocation_id: InvocationId
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """Everything an attempt replays, read by the engine from the batch that started it."""
+
+    invocation: Invocation
+    journal: tuple[Frame, ...]
+    state: tuple[tuple[bytes, bytes], ...]
+    """The key's whole state (eager state), or () with ``partial_state``."""
+    partial_state: bool
+    """The SDK must ask for state it reads (lazy state, or a service without state)."""
 
 
 @dataclass(frozen=True, slots=True)

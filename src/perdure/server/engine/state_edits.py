@@ -22,13 +22,13 @@ from perdure.protocol.state_version import state_version
 
 if TYPE_CHECKING:
     from perdure.server.engine.core import Core
-    from perdure.server.storage import Store
+    from perdure.server.storage import Storage
 
 log = logging.getLogger("perdure.server.engine")
 _PREFIX = "edit:"
 
 
-def _replace(store: Store, service: str, key: str, new_state: Mapping[bytes, bytes]) -> None:
+def _replace(store: Storage, service: str, key: str, new_state: Mapping[bytes, bytes]) -> None:
     store.clear_all_state(service, key)
     for state_key, value in new_state.items():
         store.set_state(service, key, state_key, value)
@@ -60,7 +60,7 @@ def is_queued_edit(entry: str) -> bool:
     return entry.startswith(_PREFIX)
 
 
-def apply_queued(store: Store, key: str, entry: str) -> None:
+def apply_queued(store: Storage, key: str, entry: str) -> None:
     found = store.take_state_edit(key, int(entry.removeprefix(_PREFIX)))
     if found is None:
         return

@@ -1,5 +1,5 @@
-"""SQL introspection (``POST /query``): Restate's system tables as read-only SQLite views."""
+"""Introspection (``POST /query``): how stored journal entries show in Restate's system tables.
 
-from perdure.server.introspection.query import QueryError, run_query
-
-__all__ = ["QueryError", "run_query"]
+The SQL views and the read-only connection live in ``perdure.server.storage.query``; the engine
+runs a query for the admin API (``Engine.query``).
+"""

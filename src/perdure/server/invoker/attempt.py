@@ -30,7 +30,7 @@ from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType, Pro
 from perdure.protocol import messages as m
 from perdure.protocol.identity import SigningKey, sign
 from perdure.protocol.versions import invocation_content_type
-from perdure.server.engine.core import AttemptRejected
+from perdure.server.engine.requests import AttemptRejected
 from perdure.server.invoker.h2 import H2Error, H2Pool, H2Refused
 from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
 
@@ -324,6 +324,8 @@ class Attempt:
                 if message.HasField("related_command_name"):
                     text += f" (command {message.related_command_name!r})"
                 log.info("attempt of %s failed: [%s] %s", inv, message.code, text)
+                if message.stacktrace:  # after a blank line: the first line stays the message
+                    text += f"\n\n{message.stacktrace.rstrip()}"
                 self._finish(lambda core: core.on_failure(inv, message.code, text, delay))
             case _:
                 self._fail(571, f"unexpected message {kind.name} from the deployment")

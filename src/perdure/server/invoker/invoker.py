@@ -14,10 +14,10 @@ import httpx
 from perdure.protocol import Frame, InvocationId
 from perdure.protocol import messages as m
 from perdure.protocol.identity import SigningKey
+from perdure.server.engine.effects import AttemptStart
 from perdure.server.invoker.attempt import Attempt, AttemptPlan
 from perdure.server.invoker.h2 import H2Pool
 from perdure.server.invoker.local import LocalApps
-from perdure.server.records import Status
 
 if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
@@ -41,15 +41,17 @@ class Invoker:
 
     # -- AttemptRunner ---------------------------------------------------------------------------
 
-    def start(self, invocation_id: InvocationId) -> None:
-        """Plan an attempt from committed storage (called right after a commit) and run it."""
+    def start(self, start: AttemptStart) -> None:
+        """Plan an attempt from what the engine hands over (what the batch that started it
+        committed) and run it."""
         if not self.accepting:
             return
+        invocation_id = start.invocation.id
         old = self.attempts.pop(invocation_id, None)
         if old is not None and old.task is not None:
             old.task.cancel()
         try:
-            plan = self._plan(invocation_id)
+            plan = self._plan(start)
         except Exception as exc:  # a bad stored value: fail this invocation, not the dispatch
             log.exception("planning an attempt of %s failed", invocation_id)
             message = f"internal error planning an attempt: {type(exc).__name__}: {exc}"
@@ -106,12 +108,11 @@ class Invoker:
 
     # -- planning --------------------------------------------------------------------------------
 
-    def _plan(self, invocation_id: InvocationId) -> AttemptPlan | None:
+    def _plan(self, start: AttemptStart) -> AttemptPlan | None:
         engine = self.engine
-        store, registry = engine.store, engine.registry
-        inv = store.get_invocation(invocation_id)
-        if inv is None or inv.status is not Status.INVOKED:
-            return None
+        registry = engine.registry
+        inv = start.invocation
+        invocation_id = inv.id
         service = registry.service(inv.service)
         if inv.deployment_id is not None:
             deployment = registry.deployments.get(inv.deployment_id)
@@ -126,22 +127,20 @@ class Invoker:
             )
             return None
         handler = service.handler(inv.handler)
-        journal = store.read_journal(invocation_id)
-        lazy = service.lazy_state(handler)
-        state = store.get_state(inv.service, inv.key) if inv.keyed and not lazy else []
+        journal = start.journal
         now = engine.clock.now_ms()
-        start = m.StartMessage(
+        start_message = m.StartMessage(
             id=invocation_id.to_bytes(),
             debug_id=str(invocation_id),
             known_entries=len(journal),
-            state_map=[m.StateEntry(key=k, value=v) for k, v in state],
-            partial_state=not inv.keyed or lazy,
+            state_map=[m.StateEntry(key=k, value=v) for k, v in start.state],
+            partial_state=start.partial_state,
             key=inv.key,
             retry_count_since_last_stored_entry=inv.attempts_since_progress,
             duration_since_last_stored_entry=max(0, now - inv.last_append_at),
             random_seed=invocation_id.random_seed(),
         )
-        payload = Frame.of(start).to_bytes() + b"".join(f.to_bytes() for f in journal)
+        payload = Frame.of(start_message).to_bytes() + b"".join(f.to_bytes() for f in journal)
         record = deployment.record
         return AttemptPlan(
             invocation_id=invocation_id,

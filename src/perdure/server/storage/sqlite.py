@@ -1,14 +1,27 @@
 """SQLite storage (WAL): the one place that turns engine records into rows and back.
 
-One connection, used only by the engine's thread. Writes collect in an open transaction that the
-engine commits as a group (``commit``): many events, one transaction, one fsync. Reads on the same
-connection see the writes of the open transaction, which is what an engine transition needs.
+One connection, used only by the engine on the event loop. A batch is one transaction; each event
+in it is a savepoint, so a failing event leaves no trace. Reads on the connection see the writes of
+the open batch, which is what an engine transition needs.
+
+Committing is split in two so that fsync never runs on the event loop:
+* ``commit`` ends the transaction with ``synchronous=NORMAL``: SQLite appends the batch to the WAL
+  with plain writes (no fsync), and the next batch, on the same connection, sees it at once;
+* ``sync``, called by the engine's writer thread, fsyncs the WAL file: every batch committed before
+  the call is then durable, and only then does the engine release the batch's effects.
+Automatic checkpoints are off on the engine's connection (a checkpoint fsyncs); ``sync`` runs them
+now and then on a connection of its own, which fsyncs the WAL and the database before the WAL is
+reused. ``synchronous="OFF"`` (tests) skips every fsync.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +38,7 @@ from perdure.server.records import (
     Timer,
     TimerKind,
 )
+from perdure.server.storage.query import run_query
 from perdure.server.storage.schema import migrate
 
 _U64_SIGN = 1 << 63
@@ -39,6 +53,10 @@ def key_pk(service_key: str) -> int:
     return sql_pk(partition_key_of(service_key))
 
 
+log = logging.getLogger("perdure.server.storage")
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between two checkpoints of the WAL into the database (by ``sync``)."""
+
 _INVOCATION_COLUMNS = (
     "pk, id, service, handler, key, service_ty, handler_ty, status, idempotency_key, "
     "deployment_id, protocol_version, created_at, modified_at, execution_time, retry_count, "
@@ -49,46 +67,120 @@ _INVOCATION_COLUMNS = (
 
 
 class Store:
-    """Narrow interface over the tables of schema.py. Not thread-safe: one owner."""
+    """The tables of schema.py behind the ``Storage`` Protocols (storage/api.py). One owner: the
+    engine; only ``sync`` and ``query`` may be called from other threads."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
+        self.needs_sync = synchronous.upper() != "OFF" and self.path != ":memory:"
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.execute(f"PRAGMA synchronous={'NORMAL' if self.needs_sync else 'OFF'}")
+        if self.needs_sync:
+            self.db.execute("PRAGMA wal_autocheckpoint=0")  # sync() checkpoints, off the loop
         self.db.execute("PRAGMA foreign_keys=OFF")
         migrate(self.db)
         self._in_tx = False
+        self._events = 0
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM timers").fetchone()
         self._timer_seq = int(row[0])
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()
         self._inbox_seq = int(row[0])
+        self._sync_lock = threading.Lock()
+        self._wal_fd: int | None = None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointed_at = time.monotonic()
+        if self.needs_sync:  # the store's file and its WAL are in the directory: make them stick
+            self.sync()
+            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
 
-    # -- transactions --------------------------------------------------------------------------
+    # -- batches -------------------------------------------------------------------------------
 
     def begin(self) -> None:
+        """Open a batch (if none is open)."""
         if not self._in_tx:
             self.db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
 
     @property
-    def in_transaction(self) -> bool:
+    def in_batch(self) -> bool:
         return self._in_tx
 
-    def commit(self) -> None:
-        if self._in_tx:
-            self._in_tx = False
-            self.db.execute("COMMIT")
+    def begin_event(self) -> None:
+        self.begin()
+        self._events += 1
+        self.db.execute(f"SAVEPOINT ev{self._events}")
+
+    def end_event(self, *, keep: bool) -> None:
+        name = f"ev{self._events}"
+        if not keep:
+            self.db.execute(f"ROLLBACK TO {name}")
+        self.db.execute(f"RELEASE {name}")
+        self._events -= 1
+
+    def commit(self) -> bool:
+        if not self._in_tx:
+            return False
+        self._in_tx = False
+        self._events = 0
+        self.db.execute("COMMIT")
+        return True
 
     def rollback(self) -> None:
         if self._in_tx:
             self._in_tx = False
+            self._events = 0
             self.db.execute("ROLLBACK")
+
+    def sync(self) -> None:
+        if not self.needs_sync:
+            return
+        with self._sync_lock:
+            if self._wal_fd is None:
+                try:
+                    self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                except FileNotFoundError:
+                    return  # nothing was ever written to the WAL
+            os.fsync(self._wal_fd)  # every committed batch is durable from here on
+            if time.monotonic() - self._checkpointed_at >= CHECKPOINT_INTERVAL:
+                try:
+                    self._checkpoint()
+                except sqlite3.Error as exc:  # busy, say: the WAL just grows until the next one
+                    log.warning("checkpointing the store failed (retried later): %s", exc)
+                    self._checkpointed_at = time.monotonic()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database without blocking the engine's writes (PASSIVE); with
+        ``synchronous=NORMAL`` SQLite fsyncs the WAL and the database, so the WAL can be reused."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            self._checkpointer.execute("PRAGMA busy_timeout=5000")
+            self._checkpointer.execute("PRAGMA synchronous=NORMAL")
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._checkpointed_at = time.monotonic()
 
     def close(self) -> None:
         self.rollback()
-        self.db.close()
+        with self._sync_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+            self.db.close()  # the last connection checkpoints (fsync) and removes the WAL
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def query(
+        self, sql: str, *, live: Iterable[str] = (), timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """One read-only statement on a connection of its own (thread-safe)."""
+        return run_query(self.path, sql, live=live, timeout=timeout)
 
     # -- invocations ---------------------------------------------------------------------------
 
@@ -582,3 +674,11 @@ def _invocation(row: Any) -> Invocation:
         expires_at=None if expires_at is None else int(expires_at),
         invoked_by=None if invoked_by is None else str(invoked_by),
     )
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
