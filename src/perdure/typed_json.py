@@ -128,7 +128,13 @@ def _sequence(raw: Any, container: Any, args: tuple[Any, ...]) -> Any:
             raise ValueError(f"expected {len(args)} items, got {len(raw)}")
         return tuple(from_jsonable(v, a) for v, a in zip(raw, args, strict=True))
     item = args[0] if args else Any
-    return container(from_jsonable(v, item) for v in raw)
+    items = [from_jsonable(v, item) for v in raw]
+    if container in (set, frozenset):
+        try:
+            return container(items)
+        except TypeError:  # [{}] as set[Any]: an object or array cannot be a set's member
+            raise ValueError(f"the items of {_show(raw)} cannot be members of a set") from None
+    return container(items)
 
 
 def _key_from_json(key: str, tp: Any) -> Any:

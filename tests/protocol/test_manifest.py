@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -176,3 +177,45 @@ def test_invocation_content_type() -> None:
     assert parse_invocation_content_type("application/vnd.restate.invocation.v6; x=1") is None
     assert parse_invocation_content_type("application/json") is None
     assert parse_invocation_content_type(None) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"minProtocolVersion": 5, "maxProtocolVersion": 6, "services": None},
+         "manifest.services is required, got null"),
+        ({"minProtocolVersion": None, "maxProtocolVersion": 6, "services": []},
+         "manifest.minProtocolVersion is required, got null"),
+        ({"minProtocolVersion": 5, "maxProtocolVersion": 6,
+          "services": [{"name": "S", "ty": "SERVICE", "handlers": None}]},
+         "handlers is required, got null"),
+        ({"minProtocolVersion": 5, "maxProtocolVersion": 6,
+          "services": [{"name": None, "ty": "SERVICE", "handlers": []}]},
+         "service.name is required, got null"),
+        ({"minProtocolVersion": 5, "maxProtocolVersion": 6,
+          "services": [{"name": "S", "ty": "SERVICE", "handlers": [],
+                        "retryPolicyExponentiationFactor": float("inf")}]},
+         "must be a finite number"),
+    ],
+)  # fmt: skip
+def test_null_and_infinite_fields_are_manifest_errors(data: Any, fragment: str) -> None:
+    with pytest.raises(ManifestError, match=re.escape(fragment)):
+        Manifest.from_json(data)
+
+
+def test_a_manifest_nested_too_deeply_is_a_manifest_error() -> None:
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        Manifest.from_bytes(b"[" * 100_000 + b"]" * 100_000)
+    schema: Any = {}
+    for _ in range(200):
+        schema = {"items": schema}
+    handler = {"name": "h", "input": {"jsonSchema": schema}}
+    data = {"minProtocolVersion": 5, "maxProtocolVersion": 6,
+            "services": [{"name": "S", "ty": "SERVICE", "handlers": [handler]}]}  # fmt: skip
+    with pytest.raises(ManifestError, match="nested more than 128 levels"):
+        Manifest.from_json(data)
+
+
+@pytest.mark.parametrize("digits", ["²", "٦", "06", "", "6 "])
+def test_an_invocation_content_type_with_odd_digits_names_no_version(digits: str) -> None:
+    assert parse_invocation_content_type(f"application/vnd.restate.invocation.v{digits}") is None

@@ -7,9 +7,10 @@ import pytest
 from perdure.cli import main
 
 
-def test_server_rejects_a_bad_bind_address(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["server", "--ingress-bind", "nonsense"]) == 2
-    assert "bad address 'nonsense'" in capsys.readouterr().err
+@pytest.mark.parametrize("bind", ["nonsense", "127.0.0.1:\u00b2", "127.0.0.1:70000", ":8080"])
+def test_server_rejects_a_bad_bind_address(bind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["server", "--ingress-bind", bind]) == 2
+    assert f"bad address {bind!r}" in capsys.readouterr().err
 
 
 def test_server_flags_have_the_documented_defaults(capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,6 +62,9 @@ def test_optional_fields_may_be_null_or_absent_and_unknown_fields_are_ignored() 
         (b"{not json", "invalid request body"),
         (b"", "invalid request body"),
         (b"[1]", "expected a JSON object, got array"),
+        (b'{"target": "workflow", "workflowName": "W", "workflowKey": "\\ud800"}', "surrogate"),
+        (b"[" * 10_000 + b"]" * 10_000, "nested more than"),
+        (b'{"target": NaN}', "NaN is not a JSON value"),
         (body(workflowName="W", workflowKey="k"), "missing field `target`"),
         (body(target="bogus"), "unknown variant `bogus`"),
         (body(target="workflow", workflowName="W"), "missing field `workflowKey`"),
@@ -69,10 +72,10 @@ def test_optional_fields_may_be_null_or_absent_and_unknown_fields_are_ignored() 
         (body(target="workflow", workflowName=1, workflowKey="k"), "number, expected a string"),
     ],
 )
-def test_an_unreadable_body_is_a_500_as_on_the_official_server(raw: bytes, fragment: str) -> None:
+def test_an_unreadable_body_is_a_400_with_the_official_message(raw: bytes, fragment: str) -> None:
     with pytest.raises(TargetError) as caught:
         parse_target_body(raw)
-    assert caught.value.status == 500
+    assert caught.value.status == 400  # the official server answers 500: a client mistake
     assert caught.value.message.startswith("cannot read body: ")
     assert fragment in caught.value.message
 

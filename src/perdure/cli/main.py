@@ -29,6 +29,7 @@ from perdure.cli.server_flags import (
     setup_logging,
 )
 from perdure.protocol import ProtocolError, decode_frames
+from perdure.server.bind import split_bind
 
 # Management command groups, one module each: ``add_parser(sub)`` and ``main(args, out)``.
 MANAGEMENT = {
@@ -98,8 +99,7 @@ def _server(args: argparse.Namespace) -> int:
         return 1
     setup_logging(args)
     for bind in (args.ingress_bind, args.admin_bind):
-        host, _, port = bind.rpartition(":")
-        if not host or not port.isdigit():
+        if split_bind(bind) is None:
             print(f"perdure server: bad address {bind!r}, expected HOST:PORT", file=sys.stderr)
             return 2
     try:

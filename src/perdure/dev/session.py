@@ -26,6 +26,7 @@ from perdure.dev.watcher import Watcher
 from perdure.protocol import InvocationId
 from perdure.sdk.endpoint import App
 from perdure.server.app import Protection, listeners, open_runtime, serve_http, shutdown
+from perdure.server.bind import split_bind
 from perdure.server.records import Status
 from perdure.server.runtime import RegistrationError, Runtime
 
@@ -257,16 +258,16 @@ def _url(bind: str) -> str:
 
 
 def _check_bind(bind: str, flag: str) -> None:
-    host, _, port = bind.rpartition(":")
-    if not host or not port.isdigit():
+    split = split_bind(bind)
+    if split is None:
         raise DevError(f"bad address {bind!r} for {flag}, expected HOST:PORT")
-    host = host.strip("[]")
+    host, port = split
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
         # Like the listeners: a port held only by TIME_WAIT connections is free.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, int(port)))
+            probe.bind((host, port))
         except OSError as exc:
             in_use = exc.errno == errno.EADDRINUSE
             reason = "is in use" if in_use else f"cannot be used ({exc.strerror})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -179,6 +180,7 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: JsonValue) -> Manifest:
+        _check_depth(data)
         obj = _object(data, "manifest")
         _only_keys(
             obj,
@@ -208,8 +210,8 @@ class Manifest:
     @classmethod
     def from_bytes(cls, body: bytes) -> Manifest:
         try:
-            data = json.loads(body)
-        except ValueError as exc:
+            data = json.loads(body, parse_constant=_not_json)
+        except (ValueError, RecursionError) as exc:
             raise ManifestError(f"manifest is not valid JSON: {exc}") from None
         return cls.from_json(data)
 
@@ -217,6 +219,27 @@ class Manifest:
 # ---------------------------------------------------------------------------------------------
 # JSON helpers
 # ---------------------------------------------------------------------------------------------
+
+
+MAX_DEPTH = 128
+"""Nesting levels a manifest may have (JSON schemas included): deeper ones are refused before
+anything recurses into them."""
+
+
+def _check_depth(data: JsonValue) -> None:
+    pending = [(data, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ManifestError(f"manifest is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, dict):
+            pending.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            pending.extend((v, depth + 1) for v in item)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _require_version(version: int, needed: int, key: str) -> None:
@@ -253,6 +276,8 @@ def _is_type(value: JsonValue, kinds: tuple[type, ...]) -> bool:
 def _required(obj: Mapping[str, JsonValue], key: str, kind: type, where: str) -> Any:
     if key not in obj:
         raise ManifestError(f"{where} is missing the required field {key}")
+    if obj[key] is None:
+        raise ManifestError(f"{where}.{key} is required, got null")
     return _optional(obj, key, kind, where)
 
 
@@ -292,6 +317,8 @@ def _options_from_json(obj: Mapping[str, JsonValue], where: str) -> Options:
             continue
         if not _is_type(value, kinds):
             raise ManifestError(f"{where}.{key} has the wrong type: {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ManifestError(f"{where}.{key} must be a finite number, got {value!r}")
         if attr == "retry_policy_on_max_attempts":
             value = _enum(OnMaxAttempts, value, f"{where}.{key}")
         elif attr == "metadata" and not all(isinstance(v, str) for v in value.values()):

@@ -72,25 +72,40 @@ class JsonSerde:
         if value is None:
             return b""
         try:
-            return json.dumps(to_jsonable(value), separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
+            # allow_nan=False: NaN and Infinity have no JSON form; writing them would hand every
+            # reader an unparsable payload.
+            return json.dumps(to_jsonable(value), separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"cannot serialize {type(value).__name__} as JSON: {exc}") from None
 
     def deserialize(self, data: bytes) -> Any:
         if not data:
             return None
+        # Bad input is the caller's mistake and fails the same way on every retry: terminal
+        # (400), including nesting too deep to parse and the non-JSON NaN and Infinity.
         try:
-            raw = json.loads(data)
-        except ValueError as exc:
+            raw = json.loads(data, parse_constant=_not_json, parse_float=_finite_float)
+        except (ValueError, RecursionError) as exc:
             raise TerminalError(f"payload is not valid JSON: {exc}", 400) from None
         try:
             return from_jsonable(raw, self.type_hint)
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, RecursionError) as exc:
             name = getattr(self.type_hint, "__name__", str(self.type_hint))
             raise TerminalError(f"payload does not match {name}: {exc}", 400) from None
 
     def json_schema(self) -> Any | None:
         return json_schema_of(self.type_hint)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def serde_for(type_hint: Any) -> Serde:

@@ -25,17 +25,22 @@ from perdure.server.api.http import (
     read_request,
     write_response,
 )
+from perdure.server.api.http_headers import header_problem
+from perdure.server.api.ingress import internal_error
+from perdure.server.api.json_body import JsonBodyError, parse_json_body
 from perdure.server.api.metadata import (
     deployment_json,
     handler_json,
     rfc3339,
     service_json,
 )
+from perdure.server.api.openapi import admin_document, service_document
 from perdure.server.api.query import query
 from perdure.server.engine import registrations
 from perdure.server.engine.deadlock import describe_cycle
 from perdure.server.engine.state_edits import edit_state
 from perdure.server.invoker.discovery import DiscoveryError, discover
+from perdure.server.limits import MAX_LIST_LIMIT
 from perdure.server.records import DeploymentRecord, Invocation, Status
 
 if TYPE_CHECKING:
@@ -45,8 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("perdure.server.admin")
 
 
-def error(status: int, message: str) -> Response:
-    return Response.json(status, {"message": message, "restate_code": None})
+def error(status: int, message: str, code: str | None = None) -> Response:
+    return Response.json(status, {"message": message, "restate_code": code})
 
 
 _PATCHABLE_DURATIONS = (
@@ -76,8 +81,9 @@ class Admin:
         except BodyTooLarge:
             response = error(413, "the request body is too large")
         except Exception as exc:
+            # The last resort, as in the ingress: a logged 500 with a JSON body, no traceback.
             log.exception("admin request %s %s failed", scope["method"], scope["path"])
-            response = error(500, f"internal error: {exc}")
+            response = error(500, internal_error(exc))
         await write_response(send, response)
 
     async def handle(self, request: Request) -> Response:
@@ -90,6 +96,8 @@ class Admin:
         match parts:
             case ["health"] if method == "GET":
                 return Response(200)
+            case ["openapi"] if method == "GET":
+                return Response.json(200, admin_document())
             case ["version"] if method == "GET":
                 return Response.json(
                     200,
@@ -147,8 +155,8 @@ class Admin:
 
     async def _register(self, request: Request) -> Response:
         try:
-            body = json.loads(request.body or b"null")
-        except ValueError as exc:
+            body = parse_json_body(request.body or b"null")
+        except JsonBodyError as exc:
             return error(400, f"invalid JSON body: {exc}")
         if not isinstance(body, dict):
             return error(400, "the body must be a JSON object")
@@ -157,7 +165,10 @@ class Admin:
             if "arn" in body:
                 return error(400, "Lambda deployments are not supported by perdure")
             return error(400, "missing field `uri`")
-        uri = _normalize_uri(uri)
+        try:
+            uri = _normalize_uri(uri)
+        except ValueError as exc:
+            return error(400, f"bad uri {uri!r}: {exc}")
         use_http_11 = bool(body.get("use_http_11") or False)
         force = bool(body.get("force") or False)
         dry_run = bool(body.get("dry_run") or False)
@@ -165,6 +176,10 @@ class Admin:
         metadata = body.get("metadata") or {}
         if not isinstance(headers, dict) or not isinstance(metadata, dict):
             return error(400, "additional_headers and metadata must be JSON objects")
+        for name, value in headers.items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                return error(400, f"bad additional_headers: {problem}")
         registry = self.engine.registry
         try:
             found = await discover(
@@ -177,7 +192,7 @@ class Admin:
                 identity=self.invoker.identity,
             )
         except DiscoveryError as exc:
-            return error(exc.status, exc.message)
+            return error(exc.status, exc.message, exc.code)
         manifest = found.manifest
         existing = next((d for d in registry.deployments.values() if d.record.uri == uri), None)
         for svc in manifest.services:
@@ -270,6 +285,8 @@ class Admin:
                 return Response.json(200, service_json(service))
             case [], "PATCH":
                 return await self._patch_service(request, name)
+            case ["openapi"], "GET":
+                return Response.json(200, service_document(service))
             case ["state"], "POST":
                 return await self._edit_state(request, name)
             case ["handlers"], "GET":
@@ -286,11 +303,15 @@ class Admin:
         registry = self.engine.registry
         service = registry.services[name]
         try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as exc:
+            body = parse_json_body(request.body or b"{}")
+        except JsonBodyError as exc:
             return error(400, f"invalid JSON body: {exc}")
         if not isinstance(body, dict):
             return error(400, "the body must be a JSON object")
+        unknown = sorted(set(body) - {"public", *_PATCHABLE_DURATIONS})
+        if unknown:
+            known = ", ".join(("public", *_PATCHABLE_DURATIONS))
+            return error(400, f"unknown field(s) {', '.join(unknown)}; a service has {known}")
         overrides = dict(service.overrides)
         if body.get("public") is not None:
             if not isinstance(body["public"], bool):
@@ -318,8 +339,8 @@ class Admin:
         if service.ty == "SERVICE":
             return error(400, "Cannot modify state for service type Service")
         try:
-            body = json.loads(request.body or b"null")
-        except ValueError as exc:
+            body = parse_json_body(request.body or b"null")
+        except JsonBodyError as exc:
             return error(400, f"invalid JSON body: {exc}")
         parsed = _state_edit(body)
         if isinstance(parsed, str):
@@ -379,7 +400,9 @@ class Admin:
         if wanted and wanted not in set(Status):
             valid = ", ".join(Status)
             return error(400, f"unknown status {wanted!r}; use one of {valid}")
-        limit = int(query.get("limit", "1000")) if query.get("limit", "").isdigit() else 1000
+        limit = list_limit(query.get("limit"))
+        if isinstance(limit, str):
+            return error(400, limit)
         invocations = self.engine.invocations(limit, wanted or None)
         rows = [_invocation_json(i, self.engine) for i in invocations]
         await self.engine.durable()  # report only what is durable
@@ -417,6 +440,15 @@ def _state_edit(body: Any) -> tuple[str, str | None, dict[bytes, bytes]] | str:
             return f"new_state[{state_key!r}] must be an array of bytes (integers 0-255)"
         state[state_key.encode()] = bytes(value)
     return key, version, state
+
+
+def list_limit(text: str | None) -> int | str:
+    """The ``limit`` of ``GET /invocations`` (1000 when absent), or what is wrong with it."""
+    if text is None or text == "":
+        return 1000
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) > MAX_LIST_LIMIT:
+        return f"limit must be an integer from 0 to {MAX_LIST_LIMIT}, got {text[:40]!r}"
+    return int(text)
 
 
 def _normalize_uri(uri: str) -> str:

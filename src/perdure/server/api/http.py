@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from perdure.server.limits import MAX_REQUEST_BODY
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-MAX_BODY = 32 * 1024 * 1024
+MAX_BODY = MAX_REQUEST_BODY
 
 
 class BodyTooLarge(Exception):

@@ -26,6 +26,7 @@ from perdure.server.api.http import (
     write_response,
 )
 from perdure.server.api.metadata import rfc3339
+from perdure.server.api.openapi import ingress_document
 from perdure.server.api.targets import (
     ByIdempotencyKey,
     ByInvocationId,
@@ -54,6 +55,10 @@ def error(status: int, message: str, *, source: str = "ingress",
         {"code": status, "message": message, "source": source},
         [("x-restate-error-source", source), *(headers or [])],
     )
+
+
+def internal_error(exc: Exception) -> str:
+    return f"internal error ({type(exc).__name__}); the server's log has the details"
 
 
 def expires_header(ms: int) -> str:
@@ -141,8 +146,10 @@ class Ingress:
         try:
             response = await self.handle(request)
         except Exception as exc:
+            # The last resort: no input should get here (each is answered 4xx before), and the
+            # client sees what kind of failure it was, never a traceback.
             log.exception("ingress request %s %s failed", scope["method"], scope["path"])
-            response = error(500, f"internal error: {exc}")
+            response = error(500, internal_error(exc))
         await write_response(send, response)
 
     # -- routing -------------------------------------------------------------------------------
@@ -155,6 +162,8 @@ class Ingress:
         segments = path.split("/")[1:]
         first = segments[0]
         if first == "openapi":
+            if path == "/openapi" and request.method == "GET":
+                return Response.json(200, ingress_document(self.engine.registry))
             return error(404, "not found")
         if first == "restate":
             return await self._restate(request, segments[1:])

@@ -10,11 +10,12 @@ it does not produce Arrow IPC streams.
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from perdure.server.api.http import Request, Response
+from perdure.server.api.json_body import JsonBodyError, parse_json_body
 from perdure.server.storage import QueryError
 
 if TYPE_CHECKING:
@@ -42,8 +43,8 @@ async def query(request: Request, engine: Engine, live: Iterable[str]) -> Respon
             f"(got {request.header('accept')!r}; Arrow IPC is not supported)",
         )
     try:
-        body = json.loads(request.body or b"null")
-    except ValueError as exc:
+        body = parse_json_body(request.body or b"null")
+    except JsonBodyError as exc:
         return _message(400, f'the body must be JSON {{"query": "<SQL>"}}: {exc}')
     sql = body.get("query") if isinstance(body, dict) else None
     if not isinstance(sql, str):
@@ -55,4 +56,9 @@ async def query(request: Request, engine: Engine, live: Iterable[str]) -> Respon
     except QueryError as exc:
         return _message(400, f"invalid query: {exc}")
     await engine.durable()
-    return Response.json(200, {"rows": rows})
+    return Response.json(200, {"rows": [_finite(row) for row in rows]})
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities have no JSON form: null, as the official server answers them."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}

@@ -10,11 +10,11 @@ invocation id (computed, never looked up: ``lookup`` answers without checking ex
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from perdure.protocol import InvalidIdError, InvocationId
+from perdure.server.api.json_body import JsonBodyError, parse_json_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +72,11 @@ def parse_invocation_id(text: str) -> InvocationId:
         raise TargetError(400, f"bad invocation id '{text}': {reason}") from exc
 
 
-# The official server reports a body it cannot deserialize as an internal error (500) with this
-# prefix; perdure keeps the status so clients see the same class of error from both servers.
+# The official server reports a body it cannot deserialize as an internal error (500, with a
+# stack trace) with this prefix; perdure keeps the message but answers 400: it is the client's
+# mistake, and a client that retries 5xx would retry it forever.
 _BAD_BODY = "cannot read body: invalid request body: "
+_BAD_STATUS = 400
 
 _TARGETS = ("workflow", "idempotentInvocation", "invocation")
 
@@ -82,11 +84,13 @@ _TARGETS = ("workflow", "idempotentInvocation", "invocation")
 def parse_target_body(body: bytes) -> LookupTarget:
     """The target of ``POST /restate/attach|output|lookup`` (camelCase JSON, tagged by target)."""
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TargetError(500, f"{_BAD_BODY}{exc}") from exc
+        value = parse_json_body(body)
+    except JsonBodyError as exc:
+        raise TargetError(_BAD_STATUS, f"{_BAD_BODY}{exc}") from exc
     if not isinstance(value, dict):
-        raise TargetError(500, f"{_BAD_BODY}expected a JSON object, got {_json_type(value)}")
+        raise TargetError(
+            _BAD_STATUS, f"{_BAD_BODY}expected a JSON object, got {_json_type(value)}"
+        )
     fields = _Fields(value)
     tag = fields.required("target")
     match tag:
@@ -109,7 +113,7 @@ def parse_target_body(body: bytes) -> LookupTarget:
         case _:
             expected = ", ".join(f"`{t}`" for t in _TARGETS)
             raise TargetError(
-                500, f"{_BAD_BODY}unknown variant `{tag}`, expected one of {expected}"
+                _BAD_STATUS, f"{_BAD_BODY}unknown variant `{tag}`, expected one of {expected}"
             )
 
 
@@ -119,7 +123,7 @@ class _Fields:
 
     def required(self, name: str) -> str:
         if name not in self.value:
-            raise TargetError(500, f"{_BAD_BODY}missing field `{name}`")
+            raise TargetError(_BAD_STATUS, f"{_BAD_BODY}missing field `{name}`")
         return self._string(name)
 
     def optional(self, name: str) -> str | None:
@@ -131,7 +135,8 @@ class _Fields:
         item = self.value[name]
         if not isinstance(item, str):
             raise TargetError(
-                500, f"{_BAD_BODY}invalid type for `{name}`: {_json_type(item)}, expected a string"
+                _BAD_STATUS,
+                f"{_BAD_BODY}invalid type for `{name}`: {_json_type(item)}, expected a string",
             )
         return item
 

@@ -1,0 +1,148 @@
+"""The processes under test and the faults done to them: a real ``perdure server`` on a data dir
+(tests/support/perdure_server.py), a real deployment process (tests/chaos/services.py) on a fixed
+loopback port, and the black-hole proxy between them (the server is registered with the proxy's
+URI). Every blocking step runs in a thread: the proxy lives on the runner's event loop and must
+keep forwarding while a process restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.chaos.proxy import BlackholeProxy
+from tests.support.perdure_server import REPO, PerdureServer
+from tests.support.processes import Child, free_port, wait_tcp
+
+
+@dataclass
+class Deployment:
+    port: int
+    ledger: Path
+    tmp: Path
+    goaway_after: int = 0
+    starts: int = 0
+    child: Child | None = None
+
+    def start(self) -> None:
+        self.starts += 1
+        args = [
+            sys.executable,
+            "-m",
+            "tests.chaos.services",
+            "--port",
+            str(self.port),
+            "--ledger",
+            str(self.ledger),
+        ]
+        if self.goaway_after:
+            args += ["--goaway-after", str(self.goaway_after)]
+        self.child = Child(
+            "chaos deployment", args, self.tmp / f"deployment-{self.starts}.log", cwd=REPO
+        )
+        wait_tcp(self.port, "chaos deployment", self.child)
+
+    def kill(self) -> None:
+        if self.child is not None:
+            self.child.kill()
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+    def signal(self, signum: int) -> None:
+        assert self.child is not None
+        os.killpg(self.child.proc.pid, signum)
+
+
+@dataclass
+class Cluster:
+    server: PerdureServer
+    deployment: Deployment
+    proxy: BlackholeProxy
+    silenced: int = 0
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def ingress(self) -> str:
+        return self.server.ingress
+
+    @property
+    def admin(self) -> str:
+        return self.server.admin
+
+    async def kill_server(self) -> float:
+        """SIGKILL and restart on the same data dir; returns the restart's duration."""
+        await asyncio.to_thread(self.server.kill)
+        began = time.monotonic()
+        await asyncio.to_thread(self.server.restart)
+        return time.monotonic() - began
+
+    async def kill_deployment(self) -> float:
+        await asyncio.to_thread(self.deployment.kill)
+        began = time.monotonic()
+        await asyncio.to_thread(self.deployment.start)
+        return time.monotonic() - began
+
+    async def kill_both(self) -> float:
+        await asyncio.gather(
+            asyncio.to_thread(self.server.kill), asyncio.to_thread(self.deployment.kill)
+        )
+        began = time.monotonic()
+        await asyncio.gather(
+            asyncio.to_thread(self.server.restart), asyncio.to_thread(self.deployment.start)
+        )
+        return time.monotonic() - began
+
+    async def switch_deployment(self, goaway_after: int) -> float:
+        """A graceful restart (SIGTERM) into a deployment that sends GOAWAY after
+        ``goaway_after`` requests per connection (0: perdure.serve's default)."""
+        began = time.monotonic()
+        await asyncio.to_thread(self.deployment.stop)
+        self.deployment.goaway_after = goaway_after
+        await asyncio.to_thread(self.deployment.start)
+        return time.monotonic() - began
+
+    async def blackhole(self) -> int:
+        """Silence the open connections, once there is one (the server keeps its HTTP/2
+        connection open under load; a black hole over no connection would test nothing)."""
+        deadline = time.monotonic() + 10
+        while not self.proxy.live() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        silenced = self.proxy.blackhole()
+        self.silenced += silenced
+        return silenced
+
+    def hang(self) -> None:
+        self.deployment.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.deployment.signal(signal.SIGCONT)
+
+
+@asynccontextmanager
+async def cluster(tmp: Path, server_args: tuple[str, ...] = ()) -> AsyncIterator[Cluster]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    deployment = Deployment(free_port(), tmp / "ledger.jsonl", tmp)
+    proxy = BlackholeProxy(deployment.port)
+    await proxy.start()
+    await asyncio.to_thread(deployment.start)
+    try:
+        with PerdureServer.start(tmp, args=server_args) as server:
+            c = Cluster(server, deployment, proxy)
+            await asyncio.to_thread(server.register, f"http://127.0.0.1:{proxy.port}")
+            try:
+                yield c
+            finally:
+                with contextlib.suppress(ProcessLookupError, PermissionError, AssertionError):
+                    deployment.signal(signal.SIGCONT)
+    finally:
+        await asyncio.to_thread(deployment.stop)
+        await proxy.close()

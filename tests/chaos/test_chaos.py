@@ -1,0 +1,30 @@
+"""The chaos suite's short form, run by CI: 10 fault cycles (4 server SIGKILLs, 2 deployment
+SIGKILLs, 1 of both, a black-holed connection, a GOAWAY period, a frozen deployment) under a
+workload of every kind; then nothing lost, duplicated or stuck (tests/chaos/checks.py). About a
+minute on 2 cores. The long form: docs/chaos.md. Select it alone with ``-m chaos``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.runner import Config, run
+
+pytestmark = pytest.mark.chaos
+
+
+@pytest.mark.timeout(900)
+def test_ten_fault_cycles_lose_duplicate_and_strand_nothing(tmp_path: Path) -> None:
+    seed = int(os.environ.get("PERDURE_CHAOS_SEED", random.randrange(1 << 30)))
+    counts = {"server": 4, "deployment": 2, "both": 1, "blackhole": 1, "goaway": 1, "hang": 1}
+    outcome = asyncio.run(run(Config(tmp_path, counts, seed=seed)))
+    summary = outcome.summary()
+    print(summary)
+    assert len(outcome.cycles) == 10, summary
+    assert outcome.verdict.invocations > 50, summary  # the workload really ran
+    assert outcome.silenced_connections >= 1, summary  # the black hole swallowed a connection
+    assert outcome.ok, f"{summary}\n(rerun with PERDURE_CHAOS_SEED={seed}; logs in {tmp_path})"
