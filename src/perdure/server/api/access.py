@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from perdure.server.api.http import Receive, Scope, Send
+from perdure.server.bind import split_bind
 
 OPEN_PATHS = frozenset({"/health", "/restate/health"})
 """Answered without a token: load balancers and readiness probes poll them."""
@@ -57,7 +58,7 @@ class Access:
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        bound = self.bind.rpartition(":")[0].strip("[]").lower()
+        bound = (split_bind(self.bind) or ("", 0))[0].lower()
         names = {"localhost", bound, *(h.lower().strip("[]") for h in self.allowed_hosts)}
         if hostname := socket.gethostname():  # not getfqdn: a DNS lookup could stall the start
             names.add(hostname.lower())
