@@ -111,6 +111,7 @@ class Store:
         self._timer_seq = int(row[0])
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()
         self._inbox_seq = int(row[0])
+        self._seq_floor = (0, 0)  # (timers, inbox): raised by rows another connection loaded
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None
         self._checkpointer: sqlite3.Connection | None = None
@@ -204,6 +205,11 @@ class Store:
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None
+
+    def raise_sequences(self, timers: int, inbox: int) -> None:
+        """Timer and inbox sequence numbers continue above these (rows another connection
+        loaded into the file). Safe from any thread: one attribute store."""
+        self._seq_floor = (max(timers, self._seq_floor[0]), max(inbox, self._seq_floor[1]))
 
     # -- introspection -------------------------------------------------------------------------
 
@@ -387,7 +393,7 @@ class Store:
                          "pk = ? AND service = ? AND key = ?")  # fmt: skip
 
     def push_inbox(self, service: str, key: str, invocation_id: InvocationId) -> None:
-        self._inbox_seq += 1
+        self._inbox_seq = max(self._inbox_seq, self._seq_floor[1]) + 1
         row = (key_pk(key), service, key, self._inbox_seq, str(invocation_id))
         self.db.execute("INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)", row)
         if self.oplog is not None:
@@ -415,7 +421,7 @@ class Store:
         self, service: str, key: str, new_state: str, version: str | None, prefix: str
     ) -> None:
         """Queue an edit in the key's inbox; its inbox entry is ``<prefix><seq>``."""
-        self._inbox_seq += 1
+        self._inbox_seq = max(self._inbox_seq, self._seq_floor[1]) + 1
         seq = self._inbox_seq
         entry = (key_pk(key), service, key, seq, f"{prefix}{seq}")
         self.db.execute(
@@ -451,7 +457,7 @@ class Store:
         kind: TimerKind,
         completion_id: int | None = None,
     ) -> None:
-        self._timer_seq += 1
+        self._timer_seq = max(self._timer_seq, self._seq_floor[0]) + 1
         row = (sql_pk(invocation_id.partition_key), self._timer_seq, fire_at, str(invocation_id),
                kind.value, completion_id)  # fmt: skip
         self.db.execute(
