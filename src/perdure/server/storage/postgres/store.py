@@ -155,13 +155,13 @@ class PostgresStore(Store):
     def _delete_sql(self, table: str) -> str:
         key = self.columns[table][: KEY_LENGTHS[table]]
         names = ", ".join(name for name, _ in key)
-        arrays = ", ".join(f"%s::{ty}[]" for _, ty in key)
+        arrays = ", ".join(f"%b::{ty}[]" for _, ty in key)
         return f"DELETE FROM {table} WHERE ({names}) IN (SELECT * FROM unnest({arrays}))"
 
     def _upsert_sql(self, table: str) -> str:
         columns = self.columns[table]
         names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"%s::{ty}[]" for _, ty in columns)
+        arrays = ", ".join(f"%b::{ty}[]" for _, ty in columns)
         key = ", ".join(name for name, _ in columns[: KEY_LENGTHS[table]])
         rest = [name for name, _ in columns[KEY_LENGTHS[table] :]]
         action = (
