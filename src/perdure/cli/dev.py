@@ -16,6 +16,7 @@ from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
     inactivity_ms,
+    partition_count,
     protection,
     setup_logging,
     store_url,
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         inactivity = inactivity_ms(args)
         guards = protection(args)
         store = store_url(args)
+        partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure dev: {exc}", file=sys.stderr)
         return 2
@@ -63,5 +65,6 @@ def run(args: argparse.Namespace) -> int:
         inactivity_timeout=inactivity,
         ui=args.ui,
         protection=guards,
+        partitions=partitions,
     )
     return asyncio.run(run_dev(config, sys.stdout))

@@ -25,6 +25,7 @@ from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
     inactivity_ms,
+    partition_count,
     protection,
     setup_logging,
     store_url,
@@ -107,6 +108,7 @@ def _server(args: argparse.Namespace) -> int:
         inactivity = inactivity_ms(args)
         guards = protection(args)
         store = store_url(args)
+        partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
@@ -118,14 +120,16 @@ def _server(args: argparse.Namespace) -> int:
         inactivity_timeout=inactivity,
         ui=args.ui,
         protection=guards,
+        partitions=partitions,
     )
+    from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
     from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
 
     try:
         asyncio.run(serve(config))
-    except (SchemaError, StoreInUse, StoreUnavailable) as exc:
+    except (SchemaError, StoreInUse, StoreUnavailable, PartitionCountMismatch) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -69,6 +69,9 @@ class ServerConfig:
     ui: bool = True
     """Serve the web UI on the admin port at ``/ui`` (``--no-ui`` turns it off)."""
     protection: Protection = field(default_factory=Protection)
+    partitions: int | None = None
+    """The partition count of a new store (None: 16); an existing store keeps its own, and a
+    different count is refused at startup (``PartitionCountMismatch``)."""
 
 
 async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
@@ -103,6 +106,7 @@ def open_runtime(
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
     store: str | None = None,
+    partitions: int | None = None,
 ) -> Runtime:
     """The Runtime on the store in ``data_dir`` (created 0700 if missing), or on PostgreSQL at
     ``store`` with its working copy in ``data_dir``, as server and dev run it."""
@@ -117,6 +121,7 @@ def open_runtime(
         ingress_url=ingress_url,
         synchronous=synchronous,
         identity=identity,
+        partitions=partitions,
     )
 
 
@@ -148,6 +153,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
         store=config.store,
+        partitions=config.partitions,
     )
     stop_accepting = asyncio.Event()
     servers = [
