@@ -34,7 +34,7 @@ log = logging.getLogger("perdure.server")
 def _postgres(url: str, working_copy: Path | str) -> Storage:
     from perdure.server.storage.postgres import PostgresStore  # noqa: PLC0415 (optional driver)
 
-    return PostgresStore(url, working_copy)
+    return PostgresStore(url, working_copy, exit_when_fenced=True)
 
 
 class RegistrationError(Exception):

@@ -64,7 +64,9 @@ class PostgresStore(Store):
     ``working_copy`` (a file it owns: replaced at start), durability in PostgreSQL at ``url``.
 
     ``owned``: the partitions to load at start (None: all of them, a single node); ``fence``:
-    the commit check (None: ``WriterFence``, one writer per database)."""
+    the commit check (None: ``WriterFence``, one writer per database); ``exit_when_fenced``: a
+    fenced commit ends the process at once (a single-node server whose store another server took
+    over: nothing it still holds may be written, and it must not go on answering)."""
 
     def __init__(
         self,
@@ -74,8 +76,10 @@ class PostgresStore(Store):
         partitions: int = DEFAULT_PARTITIONS,
         owned: Iterable[int] | None = None,
         fence: Fence | None = None,
+        exit_when_fenced: bool = False,
     ) -> None:
         self.url = url
+        self.exit_when_fenced = exit_when_fenced
         self.partition_total = partitions
         self._pg: Any = _connect(url)
         try:
@@ -130,6 +134,20 @@ class PostgresStore(Store):
                 return
             try:
                 self._ship(changes)
+            except Fenced:
+                oplog.restore(changes)
+                if self.exit_when_fenced:
+                    log.critical("another perdure server took over %s: exiting", redact(self.url))
+                    logging.shutdown()
+                    os._exit(EXIT_FENCED)
+                raise
+            except _NulInText:
+                try:  # PostgreSQL text cannot hold NUL: ship those values with U+FFFD instead
+                    log.warning("a text value holds NUL; stored in PostgreSQL with U+FFFD")
+                    self._ship({k: _without_nul(c) for k, c in changes.items()})
+                except BaseException:
+                    oplog.restore(changes)
+                    raise
             except BaseException:
                 oplog.restore(changes)
                 raise
@@ -167,8 +185,11 @@ class PostgresStore(Store):
             if not conn.closed:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
-            if getattr(exc, "sqlstate", None) == FENCED_SQLSTATE:
+            sqlstate = getattr(exc, "sqlstate", None)
+            if sqlstate == FENCED_SQLSTATE:
                 raise Fenced(str(exc).strip().splitlines()[0]) from None
+            if sqlstate == _CHARACTER_NOT_IN_REPERTOIRE:
+                raise _NulInText from exc
             if conn.broken:
                 self._pg = None
             raise
@@ -289,6 +310,22 @@ class PostgresStore(Store):
         timers = int(local.execute("SELECT COALESCE(MAX(seq), 0) FROM timers").fetchone()[0])
         inbox = int(local.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()[0])
         self.raise_sequences(timers, inbox)
+
+
+EXIT_FENCED = 75
+"""The exit status of a server whose store another server took over (``exit_when_fenced``)."""
+_CHARACTER_NOT_IN_REPERTOIRE = "22021"
+
+
+class _NulInText(Exception):
+    """PostgreSQL refused a text value: it holds NUL (SQLite's text may)."""
+
+
+def _without_nul(change: Change) -> Change:
+    if change.row is None:
+        return change
+    row = tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in change.row)
+    return Change(row, change.fresh)
 
 
 class ShipStats:
