@@ -17,7 +17,7 @@ import pytest
 from perdure.protocol import InvocationId, partition_key_of
 from perdure.server.partitions import PartitionMap
 from perdure.server.records import ServiceRecord, TimerKind
-from perdure.server.storage import SchemaError
+from perdure.server.storage import QueryError, SchemaError
 from perdure.server.storage.postgres import (
     Fenced,
     PostgresStore,
@@ -238,3 +238,21 @@ def test_the_schema_is_versioned_and_a_newer_one_refused(pg_url: str, tmp_path: 
 def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match=r"cannot connect to PostgreSQL .*:\*\*\*@"):
         PostgresStore("postgresql://me:secret@127.0.0.1:1/db", tmp_path / "w.sqlite3")
+
+
+def test_query_on_a_node_without_partitions_sees_the_whole_store(
+    store: PostgresStore, pg_url: str, tmp_path: Path
+) -> None:
+    for n in range(20):
+        event(store, lambda n=n: store.set_state("Counter", f"k{n}", b"count", str(n).encode()))
+    event(store, lambda: store.put_service(ServiceRecord("Counter", 1, "dp", "{}", "{}")))
+    store.commit()
+    store.sync()
+    node = PostgresStore(pg_url, tmp_path / "node.sqlite3", owned=(), fence=_NoFence())
+    rows = node.query("SELECT count(*) AS n, sum(CAST(value_utf8 AS INTEGER)) AS total FROM state")
+    assert rows == [{"n": 20, "total": sum(range(20))}]
+    assert node.query("SELECT name FROM sys_service") == [{"name": "Counter"}]
+    with pytest.raises(QueryError):
+        node.query("DELETE FROM state")
+    assert not list(tmp_path.glob("query-*"))  # the scratch copy is gone
+    node.close()

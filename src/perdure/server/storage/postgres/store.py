@@ -18,8 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sqlite3
+import tempfile
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +33,8 @@ from perdure.server.storage.oplog import KEY_LENGTHS, UNPARTITIONED, Change, Key
 from perdure.server.storage.postgres.fence import FENCED_SQLSTATE, Fence, Fenced, WriterFence
 from perdure.server.storage.postgres.schema import migrate
 from perdure.server.storage.postgres.url import redact
+from perdure.server.storage.query import QueryError, run_query
+from perdure.server.storage.schema import migrate as migrate_sqlite
 from perdure.server.storage.sqlite import Store
 
 log = logging.getLogger("perdure.server.storage.postgres")
@@ -97,6 +102,7 @@ class PostgresStore(Store):
             self.oplog = OpLog()
             self._ship_lock = threading.Lock()
             self.stats = ShipStats()
+            self._complete = owned is None  # the working copy holds every partition
             self._load(self.db, None if owned is None else frozenset(owned), metadata=True)
         except BaseException:
             self._pg.close()
@@ -241,6 +247,7 @@ class PostgresStore(Store):
         shipped yet (the node lost them: a new owner's data wins). Blocking, like
         ``load_partitions``; the engine must have released them first."""
         ps = frozenset(ps)
+        self._complete = False
         count = self.partition_total
         oplog = self.oplog
         assert oplog is not None
@@ -281,29 +288,76 @@ class PostgresStore(Store):
         local_where = where.replace("%s", "?")
         with _connect(self.url) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            for table, columns in self.columns.items():
+            for table in self.columns:
                 partitioned = table not in UNPARTITIONED
                 if not partitioned and not metadata:
                     continue
                 if partitioned and ps is not None and not ps:
                     continue
-                names = ", ".join(name for name, _ in columns)
-                marks = ", ".join("?" * len(columns))
-                insert = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
-                local.execute("BEGIN IMMEDIATE")
                 if partitioned:
                     local.execute(f"DELETE FROM {table} WHERE {local_where}", args)
+                    self._copy(conn, local, table, where, args)
                 else:
                     local.execute(f"DELETE FROM {table}")
-                local.execute("COMMIT")
-                sql = f"SELECT {names} FROM {table}" + (f" WHERE {where}" if partitioned else "")
-                with conn.cursor(binary=True) as cursor:
-                    cursor.execute(sql, args)
-                    while rows := cursor.fetchmany(_LOAD_CHUNK):
-                        local.execute("BEGIN IMMEDIATE")
-                        local.executemany(insert, rows)
-                        local.execute("COMMIT")
+                    self._copy(conn, local, table, "TRUE", [])
         self._raise_sequences(local)
+
+    # -- introspection ----------------------------------------------------------------------------
+
+    def query(
+        self, sql: str, *, live: Iterable[str] = (), timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """``POST /query`` over the whole store. A working copy that holds every partition (a
+        single node) answers it; otherwise the tables the query's views read are copied from
+        one PostgreSQL snapshot into a scratch SQLite file, and the same views, functions and
+        read-only rules run there (so any node sees every partition; the copy costs time in
+        proportion to those tables, within the query's timeout)."""
+        if self._complete:
+            return super().query(sql, live=live, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        words = set(re.findall(r"[a-z_]+", sql.lower()))
+        tables = sorted({t for view, ts in _VIEW_TABLES.items() if view in words for t in ts})
+        fd, scratch = tempfile.mkstemp(
+            prefix="query-", suffix=".sqlite3", dir=os.path.dirname(os.path.abspath(self.path))
+        )
+        os.close(fd)
+        try:
+            local = sqlite3.connect(scratch, isolation_level=None)
+            try:
+                local.execute("PRAGMA journal_mode=OFF")
+                local.execute("PRAGMA synchronous=OFF")
+                migrate_sqlite(local)
+                with _connect(self.url) as conn, conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                                 (str(int(timeout * 1000)),))  # fmt: skip
+                    for table in tables:
+                        self._copy(conn, local, table, "TRUE", [])
+            finally:
+                local.close()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryError(f"the query took longer than {timeout:g}s and was stopped")
+            return run_query(scratch, sql, live=live, timeout=left)
+        finally:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{scratch}{suffix}")
+
+    def _copy(
+        self, conn: Any, local: sqlite3.Connection, table: str, where: str, args: list[int]
+    ) -> None:
+        """Insert ``table``'s rows that ``where`` matches in PostgreSQL into ``local``."""
+        columns = self.columns[table]
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
+        insert = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
+        with conn.cursor(binary=True) as cursor:
+            cursor.execute(f"SELECT {names} FROM {table} WHERE {where}", args)
+            while rows := cursor.fetchmany(_LOAD_CHUNK):
+                local.execute("BEGIN IMMEDIATE")
+                local.executemany(insert, rows)
+                local.execute("COMMIT")
 
     def _raise_sequences(self, local: sqlite3.Connection) -> None:
         """Timer and inbox sequence numbers continue above every loaded row's."""
@@ -326,6 +380,19 @@ def _without_nul(change: Change) -> Change:
         return change
     row = tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in change.row)
     return Change(row, change.fresh)
+
+
+_VIEW_TABLES = {
+    "sys_invocation": ("invocations",),
+    "sys_invocation_status": ("invocations",),
+    "sys_journal": ("journal",),
+    "state": ("state",),
+    "sys_service": ("services", "deployments"),
+    "sys_deployment": ("deployments",),
+    "sys_inbox": ("inbox",),
+    "sys_promise": ("promises",),
+}
+"""The tables each of /query's views reads (storage/query.py)."""
 
 
 class ShipStats:
