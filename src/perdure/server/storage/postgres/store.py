@@ -16,6 +16,7 @@ Deployments and services are cluster-wide: loaded at start (``load_metadata`` re
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -93,6 +94,10 @@ class PostgresStore(Store):
             if row is not None:  # the store's own count wins (partition_count checks a request)
                 self.partition_total = int(row[0])
             self.columns = _columns(self._pg)
+            self._bytea = {
+                table: frozenset(i for i, (_, ty) in enumerate(cols) if ty == "bytea")
+                for table, cols in self.columns.items()
+            }
             self.fence: Fence = fence if fence is not None else WriterFence(self._pg)
             for suffix in ("", "-wal", "-shm"):  # the working copy is rebuilt, never trusted
                 with contextlib.suppress(FileNotFoundError):
@@ -170,47 +175,56 @@ class PostgresStore(Store):
                 deletes[table].append(key)
             else:
                 upserts[table].append(change.row)
+        # One statement writes everything (a data-modifying CTE per table and kind: their keys
+        # are disjoint), so it is sent whole or not at all; the fence's statements before it.
+        # Pipelined without BEGIN/COMMIT, all up to the one Sync is one implicit transaction:
+        # an error in any statement rolls all of it back.
+        # Each table's rows travel as one JSON array of arrays (bytes as hex): json.dumps is C,
+        # where psycopg would build one typed array per column in Python.
+        parts: list[str] = []
+        params: list[str] = []
+        for table in sorted(deletes):
+            parts.append(f"d_{table} AS ({self._delete_sql(table)})")
+            params.append(self._json(table, deletes[table]))
+        for table in sorted(upserts):
+            parts.append(f"u_{table} AS ({self._upsert_sql(table)})")
+            params.append(self._json(table, upserts[table]))
+        write = "WITH " + ", ".join(parts) + " SELECT 1"
         if self._pg is None or self._pg.closed:
             self._pg = _connect(self.url)
         conn = self._pg
         import psycopg  # noqa: PLC0415
 
-        statements = 0
         try:
             with conn.pipeline():
-                conn.execute("BEGIN")
                 self.fence.check(conn, frozenset(touched))
-                for table, keys in deletes.items():
-                    conn.execute(self._delete_sql(table), _transpose(keys, KEY_LENGTHS[table]))
-                    statements += 1
-                for table, rows in upserts.items():
-                    conn.execute(self._upsert_sql(table), _transpose(rows, len(rows[0])))
-                    statements += 1
-                conn.execute("COMMIT")
+                conn.execute(write, params)
         except psycopg.Error as exc:
-            if not conn.closed:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
             sqlstate = getattr(exc, "sqlstate", None)
             if sqlstate == FENCED_SQLSTATE:
                 raise Fenced(str(exc).strip().splitlines()[0]) from None
-            if sqlstate == _CHARACTER_NOT_IN_REPERTOIRE:
+            if sqlstate in _NUL_SQLSTATES or (
+                isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
+            ):
                 raise _NulInText from exc
             if conn.broken:
                 self._pg = None
             raise
-        self.stats.add(len(changes), statements + 3)
+        self.stats.add(len(changes), 2)
 
     def _delete_sql(self, table: str) -> str:
         key = self.columns[table][: KEY_LENGTHS[table]]
         names = ", ".join(name for name, _ in key)
-        arrays = ", ".join(f"%b::{ty}[]" for _, ty in key)
-        return f"DELETE FROM {table} WHERE ({names}) IN (SELECT * FROM unnest({arrays}))"
+        values = ", ".join(_from_json(i, ty) for i, (_, ty) in enumerate(key))
+        return (
+            f"DELETE FROM {table} WHERE ({names}) IN "
+            f"(SELECT {values} FROM json_array_elements(%s::json) AS r)"
+        )
 
     def _upsert_sql(self, table: str) -> str:
         columns = self.columns[table]
         names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"%b::{ty}[]" for _, ty in columns)
+        values = ", ".join(_from_json(i, ty) for i, (_, ty) in enumerate(columns))
         key = ", ".join(name for name, _ in columns[: KEY_LENGTHS[table]])
         rest = [name for name, _ in columns[KEY_LENGTHS[table] :]]
         action = (
@@ -219,9 +233,20 @@ class PostgresStore(Store):
             else "DO NOTHING"
         )
         return (
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
+            f"INSERT INTO {table} ({names}) "
+            f"SELECT {values} FROM json_array_elements(%s::json) AS r "
             f"ON CONFLICT ({key}) {action}"
         )
+
+    def _json(self, table: str, rows: list[tuple[Any, ...]]) -> str:
+        """Rows (or keys) as a JSON array of arrays, bytes as hex."""
+        binary = self._bytea[table]
+        if binary:
+            rows = [
+                tuple(v.hex() if i in binary and v is not None else v for i, v in enumerate(row))
+                for row in rows
+            ]
+        return json.dumps(rows, separators=(",", ":"))
 
     def close(self) -> None:
         super().close()
@@ -368,7 +393,7 @@ class PostgresStore(Store):
 
 EXIT_FENCED = 75
 """The exit status of a server whose store another server took over (``exit_when_fenced``)."""
-_CHARACTER_NOT_IN_REPERTOIRE = "22021"
+_NUL_SQLSTATES = ("22021", "22P05")  # character not in repertoire; unsupported \u0000
 
 
 class _NulInText(Exception):
@@ -424,9 +449,13 @@ def _columns(conn: Any) -> dict[str, list[tuple[str, str]]]:
     return columns
 
 
-def _transpose(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (the ``unnest`` arrays)."""
-    return [[row[i] for row in rows] for i in range(width)]
+def _from_json(index: int, pg_type: str) -> str:
+    """Column ``index`` of the JSON array ``r`` as ``pg_type`` (bytea travels as hex)."""
+    if pg_type == "bytea":
+        return f"decode(r->>{index}, 'hex')"
+    if pg_type == "text":
+        return f"r->>{index}"
+    return f"(r->>{index})::{pg_type}"
 
 
 def partition_ranges(ps: Iterable[int], count: int) -> list[tuple[int, int]]:
