@@ -172,6 +172,10 @@ def test_nul_in_text_does_not_block_the_store(store: PostgresStore, pg_url: str)
     store.commit()
     store.sync()
     assert remote(pg_url, "SELECT key FROM state ORDER BY key") == [("a\ufffdb",), ("c",)]
+    event(store, lambda: store.clear_all_state("Counter", "a\x00b"))
+    store.commit()
+    store.sync()
+    assert remote(pg_url, "SELECT key FROM state ORDER BY key") == [("c",)]
 
 
 def test_partitions_load_into_and_drop_out_of_a_working_copy(

@@ -155,7 +155,14 @@ class PostgresStore(Store):
             except _NulInText:
                 try:  # PostgreSQL text cannot hold NUL: ship those values with U+FFFD instead
                     log.warning("a text value holds NUL; stored in PostgreSQL with U+FFFD")
-                    self._ship({k: _without_nul(c) for k, c in changes.items()})
+                    self._ship(
+                        {
+                            (table, _without_nul(key)): Change(
+                                None if c.row is None else _without_nul(c.row), c.fresh
+                            )
+                            for (table, key), c in changes.items()
+                        }
+                    )
                 except BaseException:
                     oplog.restore(changes)
                     raise
@@ -400,11 +407,8 @@ class _NulInText(Exception):
     """PostgreSQL refused a text value: it holds NUL (SQLite's text may)."""
 
 
-def _without_nul(change: Change) -> Change:
-    if change.row is None:
-        return change
-    row = tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in change.row)
-    return Change(row, change.fresh)
+def _without_nul(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in values)
 
 
 _VIEW_TABLES = {
