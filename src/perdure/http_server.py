@@ -197,13 +197,39 @@ class _H2Stream:
         kind = message["type"]
         if kind == "http.response.start":
             self.started = True
-            status = str(message["status"]).encode()
-            self.conn.send_headers(self.stream_id, [(b":status", status), *message["headers"]])
+            self.conn.send_headers(self.stream_id, _response_head(message))
         elif kind == "http.response.body":
             end = not message.get("more_body", False)
             if end:
                 self.ended = True
             await self.conn.send_data(self.stream_id, message.get("body", b""), end)
+
+
+# Headers HTTP/2 forbids (RFC 9113 8.2.2); an app written for HTTP/1.1 may still set them.
+_CONNECTION_HEADERS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+def _response_head(message: Message) -> list[tuple[bytes, bytes]]:
+    """The HTTP/2 response head of an ASGI ``http.response.start``: lower-case names, no
+    connection headers. Done here once, instead of h2's generic per-header normalisation and
+    validation of outbound headers (several generator passes per header)."""
+    head = [(b":status", str(message["status"]).encode())]
+    for raw, value in message.get("headers", ()):
+        name = bytes(raw).lower()
+        if name not in _CONNECTION_HEADERS:
+            head.append((name, bytes(value).strip()))
+    return head
+
+
+# Inbound headers (from the network) are still checked by h2.
+_CONFIG = h2.config.H2Configuration(
+    client_side=False,
+    header_encoding=None,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
 
 
 class _H2Connection:
@@ -215,8 +241,7 @@ class _H2Connection:
         self.writer = writer
         self.work = work
         self.loop = asyncio.get_running_loop()
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self.h2 = h2.connection.H2Connection(config=config)
+        self.h2 = h2.connection.H2Connection(config=_CONFIG)
         self.streams: dict[int, _H2Stream] = {}
         self.window_open = asyncio.Event()
         self.accepting = True

@@ -31,6 +31,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 
 READ_CHUNK = 65536
 WINDOW = 16 * 1024 * 1024
@@ -63,6 +64,26 @@ class _DrainingClient(h2.connection.H2Connection):
             # accepted, whose body would then reach it without one (a connection error).
             self._data_to_send = pending + self._data_to_send
         return result
+
+
+class _PlainEncoder(hpack.Encoder):
+    """HPACK without Huffman coding: a few bytes more per new header value (the invocation id),
+    no bit twiddling in Python on either side (the deployment decodes what we encode)."""
+
+    def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        return super().encode(headers, huffman=huffman)
+
+
+# The request heads are built here (lowercase names, no connection headers) and only two response
+# headers are read (:status, content-type): h2's per-header checks and text decoding cost more
+# than the rest of a request's HTTP/2 handling.
+_CONFIG = h2.config.H2Configuration(
+    client_side=True,
+    header_encoding=None,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+    validate_inbound_headers=False,
+)
 
 
 class H2Stream:
@@ -129,8 +150,8 @@ class H2Stream:
 
 class H2Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self._h2 = _DrainingClient(config=config)
+        self._h2 = _DrainingClient(config=_CONFIG)
+        self._h2.encoder = _PlainEncoder()
         self._reader = reader
         self._writer = writer
         self._streams: dict[int, H2Stream] = {}
@@ -334,8 +355,13 @@ class H2Connection:
         if isinstance(event, h2.events.ResponseReceived):
             stream = self._streams.get(event.stream_id)
             if stream is not None:
-                headers = {str(k): str(v) for k, v in event.headers or []}
-                stream._on_response(int(headers.get(":status", "0")), headers)
+                headers = {
+                    k.decode("latin-1").lower(): v.decode("latin-1")
+                    for k, v in event.headers or []
+                    if isinstance(k, bytes) and isinstance(v, bytes)
+                }
+                status = headers.get(":status", "")
+                stream._on_response(int(status) if status.isdigit() else 0, headers)
         elif isinstance(event, h2.events.DataReceived):
             if event.flow_controlled_length:
                 self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
