@@ -52,14 +52,16 @@ async def _one(pool: H2Pool, host: str, port: int, n: int) -> None:
     if status != 200:
         raise RuntimeError(f"the deployment answered HTTP {status}")
     decoder = FrameDecoder()
-    output = None
+    output: bytes | None = None
     while (chunk := await stream.read()) is not None:
         for frame in decoder.feed(chunk):
             if frame.type is MessageType.OUTPUT:
-                output = frame.message()
+                message = frame.message()
+                assert isinstance(message, m.OutputCommand)
+                output = message.value.content
             elif frame.type is MessageType.END:
                 await stream.close_request()
-    if output is None or output.value.content != str(n).encode():
+    if output != str(n).encode():
         raise RuntimeError(f"wrong output for {n}: {output}")
 
 
