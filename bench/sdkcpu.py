@@ -62,7 +62,7 @@ async def _one(pool: H2Pool, host: str, port: int, n: int) -> None:
             elif frame.type is MessageType.END:
                 await stream.close_request()
     if output != str(n).encode():
-        raise RuntimeError(f"wrong output for {n}: {output}")
+        raise RuntimeError(f"wrong output for {n}: {output!r}")
 
 
 async def _round(url: str, invocations: int, concurrency: int) -> float:
