@@ -74,6 +74,11 @@ class _PlainEncoder(hpack.Encoder):
         return super().encode(headers, huffman=huffman)
 
 
+# Header values new on every request (an invocation id, a signature) are sent as literals that are
+# never indexed: in HPACK's dynamic table they would only push out the values that do repeat
+# (path, content type, authority) and make every lookup in the table a longer linear scan.
+_NEVER_INDEXED = frozenset({"x-restate-invocation-id", "x-restate-jwt-v1"})
+
 # The request heads are built here (lowercase names, no connection headers) and only two response
 # headers are read (:status, content-type): h2's per-header checks and text decoding cost more
 # than the rest of a request's HTTP/2 handling.
@@ -223,7 +228,10 @@ class H2Connection:
             (":scheme", "http"),
             (":authority", authority),
             (":path", path),
-            *headers,
+            *(
+                hpack.NeverIndexedHeaderTuple(k, v) if k in _NEVER_INDEXED else (k, v)
+                for k, v in headers
+            ),
         ]
         stream = H2Stream(self, stream_id)
         self._streams[stream_id] = stream
