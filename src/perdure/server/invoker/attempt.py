@@ -207,19 +207,19 @@ class Attempt:
         """The response head within the first-byte timeout; a late one makes the connection
         prove it is alive (a dead one fails the stream long before)."""
         limit = min(self.plan.abort_timeout, FIRST_BYTE_TIMEOUT)
-        head = asyncio.ensure_future(stream.response())
+        suspect = getattr(stream, "suspect", None)
+        # A timer, not a task and asyncio.wait per attempt: the head usually comes within ms.
+        timer = None
+        if suspect is not None:
+            timer = asyncio.get_running_loop().call_later(SUSPECT_AFTER, suspect)
         try:
             async with asyncio.timeout(limit):
-                done, _ = await asyncio.wait({head}, timeout=SUSPECT_AFTER)
-                if not done:
-                    suspect = getattr(stream, "suspect", None)
-                    if suspect is not None:
-                        suspect()
-                return await head
+                return await stream.response()
         except TimeoutError:
             raise H2Error(f"the deployment sent no response head in {limit:g} s") from None
         finally:
-            head.cancel()
+            if timer is not None:
+                timer.cancel()
 
     async def _read_h2(self, stream: Stream) -> None:
         status, headers = await self._response_head(stream)

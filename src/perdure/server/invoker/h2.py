@@ -33,6 +33,8 @@ import h2.exceptions
 import h2.settings
 import hpack
 
+from perdure.server.invoker.mailbox import Mailbox
+
 READ_CHUNK = 65536
 WINDOW = 16 * 1024 * 1024
 CONNECT_TIMEOUT = 10.0
@@ -98,7 +100,7 @@ class H2Stream:
         self._response: asyncio.Future[tuple[int, dict[str, str]]] = (
             connection._loop.create_future()
         )
-        self._data: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
+        self._data: Mailbox[bytes | Exception | None] = Mailbox(connection._loop)
         self.request_closed = False
         self.finished = False
 
@@ -139,18 +141,18 @@ class H2Stream:
             self._response.set_result((status, headers))
 
     def _on_data(self, data: bytes) -> None:
-        self._data.put_nowait(data)
+        self._data.put(data)
 
     def _on_end(self) -> None:
         self.finished = True
-        self._data.put_nowait(None)
+        self._data.put(None)
 
     def _on_error(self, error: Exception) -> None:
         self.finished = True
         if not self._response.done():
             self._response.set_exception(error)
             self._response.exception()  # mark retrieved: the reader may never ask
-        self._data.put_nowait(error)
+        self._data.put(error)
 
 
 class H2Connection:
