@@ -311,7 +311,9 @@ class _H2Connection:
         self.requests += 1
         limit = self.work.max_requests
         if limit is not None and self.requests >= limit:
-            self._goaway()  # after this one: it is served
+            # After this one, which is served; the streams after it that arrived in the same read
+            # are refused (h2 counts them in highest_inbound_stream_id already).
+            self._goaway(stream_id)
         method, target = "GET", b"/"
         headers: list[tuple[bytes, bytes]] = []
         for name, value in event.headers or []:
@@ -411,12 +413,13 @@ class _H2Connection:
         self.accepting = False
         self._goaway()
 
-    def _goaway(self) -> None:
-        """A graceful end: GOAWAY names the last stream accepted; those finish, later ones are
-        refused; the connection closes when none is left."""
+    def _goaway(self, last: int | None = None) -> None:
+        """A graceful end: GOAWAY names the last stream accepted (``last``, default: the last
+        one received); those finish, later ones are refused; the connection closes when none is
+        left."""
         if self.goaway_last is not None or self.closed:
             return
-        self.goaway_last = self.h2.highest_inbound_stream_id
+        self.goaway_last = self.h2.highest_inbound_stream_id if last is None else last
         state = self.h2.state_machine.state
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.h2.close_connection(last_stream_id=self.goaway_last)
