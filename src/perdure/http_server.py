@@ -687,6 +687,9 @@ class _H11Connection:
 
         try:
             await self.app(scope, receive, send)
+        except ConnectionAbortedError:
+            self.writer.close()  # no answer, as a broken connection (routing's proxying app)
+            raise
         except Exception:
             log.exception("the app failed on %s %s", scope["method"], scope["path"])
             status, response_headers, out = 500, [], bytearray()
