@@ -514,7 +514,7 @@ def _parse_head(head: bytes) -> tuple[_H1Request, int, bool]:
             chunked = True
         elif name == b"connection":
             tokens = {t.strip() for t in value.lower().split(b",")}
-            close = b"close" in tokens or (version == "1.0" and b"keep-alive" not in tokens)
+            close = close or b"close" in tokens  # HTTP/1.0: always closed after (as h11 did)
         elif name == b"expect":
             expect = value.lower() == b"100-continue"
     if chunked and (length >= 0 or version == "1.0"):
