@@ -199,10 +199,17 @@ class Context:
 
     def __init__(self, inv: Invocation) -> None:
         self._inv = inv
-        self._random: _random.Random | None = None  # made on first use: seeding costs ~10 us
-        self.logger: logging.LoggerAdapter = _ReplayAwareLogger(inv)  # type: ignore[type-arg]
-        """A logger that stays quiet while the handler replays."""
+        # Both made on first use: most handlers use neither, and each costs microseconds.
+        self._random: _random.Random | None = None
+        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
         self._request: Request | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger that stays quiet while the handler replays."""
+        if self._logger is None:
+            self._logger = _ReplayAwareLogger(self._inv)
+        return self._logger
 
     # -- the invocation ---------------------------------------------------------------------
 
