@@ -385,7 +385,9 @@ class PostgresStore(Store):
         marks = ", ".join("?" * len(columns))
         insert = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
         with conn.cursor(binary=True) as cursor:
-            cursor.execute(f"SELECT {names} FROM {table} WHERE {where}", args)
+            key = ", ".join(name for name, _ in columns[: KEY_LENGTHS[table]])
+            # in key order: SQLite then appends to its B-trees instead of inserting at random
+            cursor.execute(f"SELECT {names} FROM {table} WHERE {where} ORDER BY {key}", args)
             while rows := cursor.fetchmany(_LOAD_CHUNK):
                 local.execute("BEGIN IMMEDIATE")
                 local.executemany(insert, rows)
