@@ -4,9 +4,9 @@ The engine runs on the working copy (the SQLite ``Store``, ``synchronous=OFF``, 
 PostgreSQL at every start), so a transition never waits on the network. The working copy records
 every write in its op log (oplog.py: the final image of each row changed, undone with an event
 that rolls back). ``sync``, on the engine's writer thread, ships the changes of every committed
-batch to PostgreSQL in ONE transaction: the fence check, then per table one DELETE and one
-upsert over arrays (``unnest``), all pipelined, so one sync is one round trip whatever it holds.
-The engine releases a batch's effects only after that commit.
+batch to PostgreSQL in ONE transaction of two statements, pipelined (one round trip whatever it
+holds): the fence check, then one statement whose data-modifying CTEs delete and upsert each
+table's rows (sent as JSON). The engine releases a batch's effects only after that commit.
 
 Partitions (for the cluster): ``load_partitions(ps)`` copies their rows from PostgreSQL into the
 working copy, ``drop_partitions(ps)`` deletes them locally and forgets their unshipped changes.
