@@ -34,6 +34,7 @@ from perdure.server.storage.oplog import KEY_LENGTHS, UNPARTITIONED, Change, Key
 from perdure.server.storage.postgres.fence import FENCED_SQLSTATE, Fence, Fenced, WriterFence
 from perdure.server.storage.postgres.schema import migrate
 from perdure.server.storage.postgres.url import redact
+from perdure.server.storage.private import private_file
 from perdure.server.storage.query import QueryError, run_query
 from perdure.server.storage.schema import migrate as migrate_sqlite
 from perdure.server.storage.sqlite import Store
@@ -102,6 +103,8 @@ class PostgresStore(Store):
             for suffix in ("", "-wal", "-shm"):  # the working copy is rebuilt, never trusted
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(f"{working_copy}{suffix}")
+            if str(working_copy) != ":memory:":
+                private_file(Path(working_copy))  # 0600, like the SQLite store: it holds it all
             super().__init__(working_copy, synchronous="OFF")
             self.needs_sync = True
             self.oplog = OpLog()
