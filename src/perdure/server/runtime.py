@@ -52,12 +52,15 @@ class Runtime:
         synchronous: str = "FULL",
         identity: SigningKey | None = None,
         store_url: str | None = None,
+        lock_path: Path | str | None = None,
         partitions: int | None = None,
         owned: Iterable[int] | None = None,
         transport: Transport | None = None,
     ) -> None:
         self.db_path = Path(db_path)
-        self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
+        # One server per data directory, whichever store it uses: ``lock_path`` names the file
+        # whose lock is taken (default: the store's own).
+        self.lock = StoreLock(lock_path or db_path) if str(db_path) != ":memory:" else None
         try:
             if self.lock is not None:
                 private_file(Path(db_path))
