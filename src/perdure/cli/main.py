@@ -25,6 +25,7 @@ from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
     inactivity_ms,
+    partition_count,
     protection,
     setup_logging,
 )
@@ -118,6 +119,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
+        partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
@@ -128,8 +130,10 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         inactivity_timeout=inactivity,
         ui=args.ui,
         protection=guards,
+        partitions=partitions,
         workers=args.workers,
     )
+    from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.routing.layout import LayoutError, claim  # noqa: PLC0415
     from perdure.server.routing.supervisor import Supervisor  # noqa: PLC0415
     from perdure.server.routing.worker import WorkerSpec, die_with_supervisor  # noqa: PLC0415
@@ -146,7 +150,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             claim(config.data_dir, 1)
             asyncio.run(serve(config))
-    except (SchemaError, StoreInUse, LayoutError) as exc:
+    except (SchemaError, StoreInUse, PartitionCountMismatch, LayoutError) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0

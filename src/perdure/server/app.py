@@ -67,12 +67,13 @@ class ServerConfig:
     ui: bool = True
     """Serve the web UI on the admin port at ``/ui`` (``--no-ui`` turns it off)."""
     protection: Protection = field(default_factory=Protection)
+    partitions: int | None = None
+    """The partition count of a new store (None: 16); an existing store keeps its own, and a
+    different count is refused at startup (``PartitionCountMismatch``)."""
     workers: int = 1
     """Worker processes (``--workers``): 1 runs everything in this process; N > 1 runs a
     supervisor and N workers, worker i owning the partitions p % N == i (see
     ``perdure.server.routing``)."""
-    partitions: int = 16
-    """How many partitions the key space is cut into (fixed when a store is created)."""
 
 
 async def serve_http(
@@ -123,9 +124,11 @@ def open_runtime(
     ingress_url: str,
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
+    partitions: int | None = None,
+    owned: Iterable[int] | None = None,
 ) -> Runtime:
     """The Runtime on the store in ``data_dir`` (created 0700 if missing), as server and dev run
-    it."""
+    it. ``owned``: the partitions it runs (None: all)."""
     private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
@@ -136,6 +139,8 @@ def open_runtime(
         ingress_url=ingress_url,
         synchronous=synchronous,
         identity=identity,
+        partitions=partitions,
+        owned=owned,
     )
 
 
@@ -169,6 +174,8 @@ async def serve(
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
+        partitions=config.partitions if worker is None else worker.partition_count,
+        owned=None if worker is None else worker.owned,
     )
     stop_accepting = asyncio.Event()
     apps = listeners(
