@@ -31,6 +31,8 @@ _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
      "content-length", "proxy-connection", "http2-settings"}
 )  # fmt: skip
+_CLIENT_DEFAULTS = frozenset({"accept", "accept-encoding", "user-agent"})
+"""Headers httpx adds to every request (removed unless the original request had them)."""
 CONNECT_ATTEMPTS = 20
 """How often a connection refused (a peer restarting) is retried, 0.25 s apart."""
 
@@ -139,9 +141,13 @@ class Forwarder:
     async def _send(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
     ) -> httpx.Response:
+        given = {k.lower() for k, _ in headers}
         for attempt in range(CONNECT_ATTEMPTS):
+            request = self.client.build_request(method, url, headers=headers, content=body)
+            for name in _CLIENT_DEFAULTS - given:  # the owner sees the client's headers only
+                del request.headers[name]
             try:
-                return await self.client.request(method, url, headers=headers, content=body)
+                return await self.client.send(request)
             except (httpx.ConnectError, httpx.ConnectTimeout):
                 # Nothing was sent: the peer is (re)starting. Try again shortly.
                 if attempt == CONNECT_ATTEMPTS - 1:
