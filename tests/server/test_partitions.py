@@ -304,3 +304,45 @@ def test_acquire_and_release_move_partitions_between_engines(tmp_path: Path) -> 
         assert response.json() == 5
 
     run_nodes(tmp_path, scenario)
+
+
+def test_an_engine_runs_only_what_it_owns_until_it_acquires_the_rest(tmp_path: Path) -> None:
+    """One store, first owned in full, then reopened owning half: the other half's timers and
+    invocations wait, and messages to it stay in the outbox, until ``acquire`` (which recovers
+    them and delivers the outbox locally)."""
+
+    async def main_() -> None:
+        transport = MemoryTransport()  # knows no owner: messages to unowned partitions wait
+        path = tmp_path / "node.sqlite3"
+        full = Node(path, PARTITIONS.all, transport)
+        await full.start()
+        half = Node(path, [0, 1], transport)
+        sleeper = next(f"s{n}" for n in range(1000) if not half.owns_key(f"s{n}"))
+        sent = await full.post(f"/Sleeper/{sleeper}/nap/send", 300)
+        napping = sent.json()["invocationId"]
+        await full.stop()
+        half = Node(path, [0, 1], transport)
+        await half.start()
+        try:
+            keys = [half.key("x"), next(f"c{n}" for n in range(99) if not half.owns_key(f"c{n}"))]
+            chained = await half.post(f"/Chain/{keys[0]}/hop/send", keys[1:])
+            await eventually(lambda: any(half.engine.outbox_rows(p) for p in half.owned))
+            await asyncio.sleep(0.6)  # the nap is due, but its partition is not owned
+            assert half.invocation(napping).status is not Status.COMPLETED  # type: ignore[union-attr]
+            assert half.invocation(chained.json()["invocationId"]).status is not Status.COMPLETED  # type: ignore[union-attr]
+            await half.engine.acquire([2, 3])
+            assert half.engine.owned == PARTITIONS.all
+            await eventually(lambda: half.invocation(napping).status is Status.COMPLETED)  # type: ignore[union-attr]
+            await eventually(
+                lambda: (
+                    half.invocation(chained.json()["invocationId"]).status  # type: ignore[union-attr]
+                    is Status.COMPLETED
+                )
+            )
+            assert int(half.state("Chain", keys[1])["hits"]) == 1
+            await eventually(lambda: half.engine.deliveries_pending == 0)
+            assert all(half.engine.outbox_rows(p) == [] for p in PARTITIONS.all)
+        finally:
+            await half.stop()
+
+    asyncio.run(asyncio.wait_for(main_(), 60))
