@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from perdure.cli.main import main
-from perdure.protocol import InvocationId, MessageType
+from perdure.protocol import InvocationId, MessageType, partition_key_of
 from perdure.server.engine.messages import (
     AttachMessage,
     InvokeMessage,
@@ -285,22 +285,28 @@ def test_a_restarted_engine_sends_its_outbox_again_and_nothing_is_applied_twice(
     run_nodes(tmp_path, scenario)
 
 
-def test_acquire_and_release_move_partitions_between_engines(tmp_path: Path) -> None:
+def test_release_stops_a_partition_and_acquire_takes_it_back(tmp_path: Path) -> None:
     async def scenario(nodes: list[Node], transport: MemoryTransport) -> None:
         a, b = nodes
         key = b.key("m")
-        assert a.engine.owned == a.owned and not a.engine.owns(InvocationId.new(
-            PARTITIONS.random_key(next(iter(b.owned)))))  # fmt: skip
-        moved = PARTITIONS.partition_of(InvocationId.for_workflow("x", key).partition_key)
+        moved = PARTITIONS.partition_of(partition_key_of(key))
+        assert a.engine.owned == a.owned and moved not in a.owned
+        sent = await b.post(f"/Sleeper/{key}/nap/send", 400)
+        napping = sent.json()["invocationId"]
+        await eventually(lambda: b.engine.journal(InvocationId.parse(napping))[-1:] != []
+                         and MessageType.SLEEP in [f.type for f in b.engine.journal(
+                             InvocationId.parse(napping))])  # fmt: skip
         await b.engine.release([moved])
-        assert moved not in b.engine.owned
-        refused = await a.post(f"/Counter/{key}/add", 1)  # the ingress of a non-owner
+        assert moved not in b.engine.owned and not b.engine.owns(InvocationId.parse(napping))
+        refused = await b.post(f"/Counter/{key}/add", 1)  # the ingress of a non-owner
         assert refused.status_code >= 500
-        # a would acquire it with the data (the cluster copies it); here a starts it empty
-        await a.engine.acquire([moved])
-        transport.owners[moved] = a.engine
-        assert moved in a.engine.owned
-        response = await a.post(f"/Counter/{key}/add", 5)
+        await asyncio.sleep(0.8)  # the nap is due: nothing fires or completes it meanwhile
+        assert b.invocation(napping).status is not Status.COMPLETED  # type: ignore[union-attr]
+        await b.engine.acquire([moved])
+        assert moved in b.engine.owned
+        await eventually(lambda: b.invocation(napping).status is Status.COMPLETED)  # type: ignore[union-attr]
+        assert json.loads(b.invocation(napping).result.value or b"") == f"slept {key}"  # type: ignore[union-attr]
+        response = await b.post(f"/Counter/{key}/add", 5)
         assert response.json() == 5
 
     run_nodes(tmp_path, scenario)
