@@ -364,3 +364,20 @@ def test_a_data_dir_keeps_its_worker_count(tmp_path: Path) -> None:
         server.child.stop()
     done = _server(single / "perdure-data", "--workers", "2")
     assert done.returncode == 1 and "created with --workers 1" in done.stderr, done.stderr
+
+
+def test_the_internal_endpoints_refuse_anyone_but_the_workers(workers: Setup) -> None:
+    delivery = b'[{"source":0,"seq":1,"target":1,"kind":"signal"}]'
+    for method, path, body in [
+        ("POST", "/internal/partitions/1/messages", delivery),
+        ("PUT", "/internal/registry", b'{"version": 99999999999999999999}'),
+        ("GET", "/internal/registry", b""),
+        ("GET", "/internal/live", b""),
+    ]:
+        for secret in (None, "guessed"):
+            headers = {"content-type": "application/json"}
+            if secret is not None:
+                headers["x-perdure-peer-secret"] = secret
+            resp = workers.admin.request(method, path, content=body, headers=headers)
+            assert resp.status_code == 403, (method, path, resp.text)
+    assert [s["name"] for s in workers.admin.get("/services").json()["services"]] == ["Account"]
