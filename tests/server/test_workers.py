@@ -381,3 +381,17 @@ def test_the_internal_endpoints_refuse_anyone_but_the_workers(workers: Setup) ->
             resp = workers.admin.request(method, path, content=body, headers=headers)
             assert resp.status_code == 403, (method, path, resp.text)
     assert [s["name"] for s in workers.admin.get("/services").json()["services"]] == ["Account"]
+
+
+def test_a_forwarded_answer_is_the_owners_answer(workers: Setup) -> None:
+    """Status, headers and body as the owner wrote them, through either worker (fresh
+    connections land on both)."""
+    for p in range(PARTITIONS):
+        unknown = str(InvocationId((p << 64) // PARTITIONS, 7))
+        answers = set()
+        for _ in range(4):
+            resp = workers.ingress.get(f"/restate/invocation/{unknown}/attach")
+            answers.add((resp.status_code, resp.headers.get("x-restate-id"),
+                         resp.headers.get("x-restate-error-source"), resp.content))  # fmt: skip
+        body = b'{"code":404,"message":"not found","source":"invocation"}'
+        assert answers == {(404, unknown, "invocation", body)}
