@@ -96,6 +96,15 @@ class WorkerSpec:
         return [str(worker_dir(data_dir, i) / db_file) for i in order]
 
 
+def label_logs(spec: WorkerSpec) -> None:
+    """Name the worker in every log line (the workers share the supervisor's output)."""
+    for handler in logging.getLogger().handlers:
+        fmt = handler.formatter._fmt if handler.formatter is not None else None
+        if fmt and "%(name)s" in fmt:
+            labelled = fmt.replace("%(name)s", f"{spec.name} %(name)s")
+            handler.setFormatter(logging.Formatter(labelled))
+
+
 def die_with_supervisor(spec: WorkerSpec) -> None:
     """Be killed when the supervisor dies (even by SIGKILL): a worker left behind would hold
     its store and sockets and keep a restarted server from starting."""
@@ -105,6 +114,7 @@ def die_with_supervisor(spec: WorkerSpec) -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != spec.supervisor_pid:
         os._exit(1)  # the supervisor died before the line above took effect
+    label_logs(spec)
 
 
 @dataclass(slots=True)
