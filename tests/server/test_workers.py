@@ -395,3 +395,30 @@ def test_a_forwarded_answer_is_the_owners_answer(workers: Setup) -> None:
                          resp.headers.get("x-restate-error-source"), resp.content))  # fmt: skip
         body = b'{"code":404,"message":"not found","source":"invocation"}'
         assert answers == {(404, unknown, "invocation", body)}
+
+
+def test_service_settings_and_state_edits_reach_the_right_workers(workers: Setup) -> None:
+    keys = [keys_on(0, 1, "edit")[0], keys_on(1, 1, "edit")[0]]
+    resp = workers.admin.patch("/services/Account", json={"public": False})
+    assert resp.status_code == 200, resp.text
+    try:
+        for key in keys * 2:  # every worker refuses a call now
+            resp = workers.ingress.post(f"/Account/{key}/deposit", json=1)
+            assert resp.status_code == 400 and "not public" in resp.text, resp.text
+    finally:
+        assert workers.admin.patch("/services/Account", json={"public": True}).status_code == 200
+    for key in keys * 2:
+        resp = workers.ingress.post(f"/Account/{key}/deposit", json=1)
+        assert resp.status_code == 200, resp.text
+    for n, key in enumerate(keys):  # a state edit goes to the worker owning the key
+        resp = workers.admin.post(
+            "/services/Account/state",
+            json={"object_key": key, "new_state": {"total": list(str(100 + n).encode())}},
+        )
+        assert resp.status_code == 202, resp.text
+    rows = workers.query("SELECT service_key, value_utf8 FROM state WHERE key = 'total'")
+    assert {r["service_key"]: r["value_utf8"] for r in rows if r["service_key"] in keys} == {
+        keys[0]: "100", keys[1]: "101",
+    }  # fmt: skip
+    for n, key in enumerate(keys):
+        assert workers.ingress.post(f"/Account/{key}/deposit", json=1).json() == 101 + n
