@@ -2,10 +2,10 @@
 wired into its Runtime.
 
 The supervisor passes a ``WorkerSpec`` (JSON in ``$PERDURE_WORKER_SPEC``) and the listening
-sockets as inherited file descriptors: the shared ingress and admin sockets every worker accepts
-on, and this worker's own ingress and admin sockets, where its peers reach it. The supervisor
-keeps all of them open, so a worker that restarts gets the same addresses back and connections
-made meanwhile wait in the kernel's queue instead of being refused.
+sockets as inherited file descriptors: this worker's sockets on the shared ingress and admin
+ports (``SO_REUSEPORT``), and its own ingress and admin sockets, where its peers reach it. The
+supervisor keeps all of them open, so a worker that restarts gets the same sockets back and
+connections made meanwhile wait in their queues instead of being refused.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class WorkerSpec:
     peers: tuple[Peer, ...]
     """Every worker, this one included, by index."""
     fds: dict[str, int]
-    """Inherited listening sockets: ``ingress``, ``admin`` (shared), ``own_ingress``,
-    ``own_admin`` (this worker's)."""
+    """Inherited listening sockets: ``ingress``, ``admin`` (this worker's on the shared ports),
+    ``own_ingress``, ``own_admin`` (its own loopback addresses)."""
     secret: str
     """Shared by the workers of this run: ``/internal`` needs it."""
     supervisor_pid: int
