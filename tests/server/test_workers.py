@@ -125,6 +125,9 @@ def test_keyed_calls_run_on_the_owning_worker_and_the_admin_api_shows_both(
         "WHERE target_handler_name = 'deposit' GROUP BY target_service_key"
     )
     assert {r["k"]: r["n"] for r in rows} == dict.fromkeys(keys, 2)
+    for raw in ("SELECT * FROM w1.invocations", "SELECT * FROM main.invocations"):
+        refused = workers.admin.post("/query", json={"query": raw})  # the stores stay hidden
+        assert refused.status_code == 400 and "read-only" in refused.text, refused.text
     totals = workers.query("SELECT service_key, value_utf8 FROM state WHERE key = 'total'")
     assert {r["service_key"]: r["value_utf8"] for r in totals if r["service_key"] in keys} == {
         k: "10" for k in keys
