@@ -434,3 +434,34 @@ def test_a_message_leaves_only_once_the_batch_that_sent_it_is_durable(tmp_path: 
         engine.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_message_that_fails_to_apply_fails_its_invocation_and_blocks_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        engine = Engine(Store(":memory:"), Registry(), partitions=PARTITIONS, owned=[2, 3])
+        record = DeploymentRecord("dp_test", "http://x", False, {}, {}, "BIDI_STREAM", 5, 7, None,
+                                  json.dumps(MANIFEST), 0)  # fmt: skip
+        engine.run(lambda core: registrations.add_deployment(core, record, CORE_MANIFEST))
+        key = next(
+            f"k{n}" for n in range(99) if PARTITIONS.partition_of(partition_key_of(f"k{n}")) == 2
+        )
+        target = engine.run(lambda core: core.invoke(InvokeRequest("Counter", "add", key)))
+        target_id = target.invocation_id
+        broken = OutboxMessage(0, 1, 2, NotifyMessage(target_id, 0x7FFF, b"", "c5"))
+        signal = OutboxMessage(0, 2, 2, SignalMessage(target_id, 17, None, Result(value=b"v")))
+        await engine.accept(0, [broken, signal])
+        await engine.accept(0, [broken, signal])  # again: both dropped as applied
+        inv = engine.invocation(target_id)
+        assert inv is not None and "applying a message" in (inv.last_failure or "")
+        signals = [f for f in engine.journal(target_id) if f.type is MessageType.SIGNAL]
+        assert len(signals) == 1
+        with pytest.raises(MessageError):
+            await engine.accept(1, [signal])  # a message of partition 0 in a delivery from 1
+        await engine.stop()
+        engine.close()
+
+    with caplog.at_level(logging.ERROR, "perdure.server.engine"):
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert "it is dropped" in caplog.text
