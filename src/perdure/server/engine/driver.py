@@ -376,7 +376,7 @@ class Engine:
     @property
     def owned(self) -> frozenset[int]:
         """The partitions this engine runs now."""
-        return frozenset(self.core.owned)
+        return self.core.owned
 
     @property
     def transport(self) -> Transport | None:
@@ -398,7 +398,7 @@ class Engine:
             raise ValueError(f"partitions must be in 0..{self.partitions.count - 1}")
         if not new:
             return
-        self.core.owned |= new
+        self.core.set_owned(self.core.owned | new)
         self.run(lambda core: core.recover(new))
         self._deliveries.resend(sorted(new))
         self._timer_wake.set()
@@ -417,7 +417,7 @@ class Engine:
             for inv in self._store.invocations_with_status(Status.INVOKED)
             if self.partitions.partition_of_id(inv.id) in gone
         ]
-        self.core.owned -= gone
+        self.core.set_owned(self.core.owned - gone)
         for task in self._deliveries.stop_sources(gone):
             with contextlib.suppress(asyncio.CancelledError):
                 await task

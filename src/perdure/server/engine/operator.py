@@ -63,7 +63,7 @@ def kill(core: Core, invocation_id: InvocationId, _seen: set[InvocationId] | Non
 def remote_callees(core: Core, caller: InvocationId) -> list[InvocationId]:
     """The callees, in partitions owned elsewhere, of the caller's Calls that have no result
     yet (their sinks are kept by their own partitions, so the caller's journal tells)."""
-    if len(core.owned) == core.partitions.count:
+    if core.local_only:
         return []
     calls = core.store.read_journal_of_type(caller, T.CALL)
     if not calls:
