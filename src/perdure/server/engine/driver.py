@@ -343,8 +343,8 @@ class Engine:
     def _dispatch(self, effect: Effect | AttemptStart) -> None:
         match effect:
             case AttemptStart():
-                if self.invoker is not None:
-                    self.invoker.start(effect)
+                if self.invoker is not None and self.core.owns(effect.invocation.id.partition_key):
+                    self.invoker.start(effect)  # (released meanwhile: its new owner starts it)
             case Forward(invocation_id, frame):
                 if self.invoker is not None:
                     self.invoker.forward(invocation_id, frame)
