@@ -234,7 +234,7 @@ def _invoke_child(core: Core, req: InvokeRequest) -> InvokeOutcome:
         return core.invoke(req)
     body = InvokeMessage(
         invocation_id, req.service, req.handler, req.key, req.body, tuple(req.headers),
-        req.idempotency_key, req.execution_time, req.send, req.caller, req.invoked_by,
+        req.idempotency_key, req.execution_time, req.send, req.caller, req.invoked_by, core.now(),
     )  # fmt: skip
     outbox.send(core, invocation_id.partition_key, body)
     return InvokeOutcome(invocation_id)

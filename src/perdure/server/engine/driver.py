@@ -54,7 +54,13 @@ from perdure.server.engine.effects import (
     StartAttempt,
     TimerSet,
 )
-from perdure.server.engine.messages import MessageError, NotOwned, OutboxMessage, Transport
+from perdure.server.engine.messages import (
+    MessageError,
+    NotOwned,
+    OutboxMessage,
+    TargetNotRegisteredYet,
+    Transport,
+)
 from perdure.server.engine.requests import AttemptRejected
 from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.records import Invocation, Result, Status, TimerKind
@@ -430,7 +436,9 @@ class Engine:
         """Apply messages from ``source_partition`` (seq order), each exactly once (those
         applied before are dropped by the source's high-water mark), and return once that is
         durable. ``NotOwned`` when a target partition is not owned here (nothing applied);
-        ``MessageError`` when a message is not from ``source_partition``."""
+        ``MessageError`` when a message is not from ``source_partition``;
+        ``TargetNotRegisteredYet`` when an invoke's target is not in this engine's registry yet
+        (the messages before it are applied: the sender delivers the rest again later)."""
         for message in messages:
             if message.source != source_partition:
                 raise MessageError(
@@ -442,6 +450,9 @@ class Engine:
         for message in messages:
             try:
                 self.run(functools.partial(inbound.accept, message=message))
+            except TargetNotRegisteredYet:  # this one and the rest: delivered again later
+                await self.durable()
+                raise
             except Exception as exc:  # contained: its invocation fails, later messages go on
                 log.exception("applying %s failed; it is dropped", message)
                 text = f"internal error applying a message: {type(exc).__name__}: {exc}"
