@@ -68,7 +68,10 @@ def test_partitions_cut_the_key_space_into_equal_ranges() -> None:
 def test_messages_round_trip_through_bytes() -> None:
     a, b = InvocationId.new(), InvocationId.new()
     bodies = [
-        InvokeMessage(a, "S", "h", "k", b"\x00body", (("x", "y"),), "idem", 5, True, (b, 3), "me"),
+        InvokeMessage(
+            a, "S", "h", "k", b"\x00body", (("x", "y"),), "idem", 5, True, (b, 3), "me", 9
+        ),
+        InvokeMessage(a, "S", "h"),
         NotifyMessage(a, 0x8002, b"payload", "c3"),
         SignalMessage(a, 17, None, Result.failure(409, "no", (("k", "v"),))),
         SignalMessage(a, None, "named", Result(value=b"v")),
