@@ -1,0 +1,44 @@
+"""The cluster's tables in PostgreSQL: ``nodes`` (who is in the cluster, where to reach it, its
+heartbeat) and ``leases`` (one row per partition: its owner, the epoch that fences its writes,
+when the lease runs out). Every time is PostgreSQL's clock, so nodes need no synchronised clocks.
+
+An epoch only grows: it is incremented by every claim, so each (partition, epoch) names one
+tenure of one node process, and a store commit that carries an older epoch is refused.
+"""
+
+from __future__ import annotations
+
+STATEMENTS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS nodes (
+        name TEXT PRIMARY KEY,
+        ingress_url TEXT NOT NULL,
+        admin_url TEXT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        leaving BOOLEAN NOT NULL DEFAULT false)""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        partition INTEGER PRIMARY KEY,
+        owner TEXT,
+        epoch BIGINT NOT NULL DEFAULT 0,
+        expires_at TIMESTAMPTZ NOT NULL DEFAULT 'epoch',
+        acquired_at TIMESTAMPTZ,
+        renewed_at TIMESTAMPTZ)""",
+    # The fence, run first in every store commit (see fencing.py): share-locks the leases of the
+    # partitions written, then raises FENCED_SQLSTATE unless all are this node's at its epochs.
+    """CREATE OR REPLACE FUNCTION perdure_fence(node TEXT, parts INTEGER[], epochs BIGINT[])
+    RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE bad TEXT;
+    BEGIN
+        PERFORM 1 FROM leases WHERE partition = ANY(parts) ORDER BY partition FOR SHARE;
+        SELECT string_agg(format('%s:%s@%s', h.p, coalesce(l.owner, '-'), l.epoch), ',')
+            INTO bad
+            FROM unnest(parts, epochs) AS h(p, e) LEFT JOIN leases l ON l.partition = h.p
+            WHERE l.partition IS NULL OR l.owner IS DISTINCT FROM node OR l.epoch <> h.e;
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'perdure: fenced (%)', bad USING ERRCODE = 'PF001', DETAIL = bad;
+        END IF;
+    END $$""",
+)
+
+FENCED_SQLSTATE = "PF001"
+"""Idempotent (``IF NOT EXISTS``): also the body of the store's cluster migration."""
