@@ -67,7 +67,9 @@ class PgServer:
         deadline = time.monotonic() + 30
         while (
             subprocess.run(
-                [str(BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+                [str(BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
+                check=False,
             ).returncode
             != 0
         ):

@@ -84,9 +84,14 @@ def test_a_fenced_commit_writes_nothing(pg_dsn: str) -> None:
             db.execute("INSERT INTO rows VALUES (3, 'before')")
         time.sleep(0.8)
         assert b.claim([3]) == {3: 2}
-        with pytest.raises(psycopg.Error) as failure, db.pipeline(), db.transaction():
-            fence.check(db, [3])  # pipelined: the error surfaces at the commit
-            db.execute("INSERT INTO rows VALUES (3, 'after')")
+
+        def commit_after_takeover() -> None:
+            with db.pipeline(), db.transaction():
+                fence.check(db, [3])  # pipelined: the error surfaces at the commit
+                db.execute("INSERT INTO rows VALUES (3, 'after')")
+
+        with pytest.raises(psycopg.Error) as failure:
+            commit_after_takeover()
         error = fence.fenced(failure.value)
         assert isinstance(error, Fenced) and error.lost == {3}
         assert lost == [{3}]

@@ -20,7 +20,7 @@ from typing import TextIO
 from google.protobuf.json_format import MessageToDict
 
 import perdure
-from perdure.cli import call, deployments, dev, invocations, services, state
+from perdure.cli import call, cluster, deployments, dev, invocations, services, state
 from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
@@ -38,6 +38,7 @@ MANAGEMENT = {
     "invocations": invocations,
     "state": state,
     "call": call,
+    "cluster": cluster,
 }
 
 

@@ -54,6 +54,8 @@ class LeaseKeeper:
         self.view_changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._forfeits: set[int] = set()
+        self._forfeits_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="perdure-leases", daemon=True)
@@ -75,6 +77,12 @@ class LeaseKeeper:
                         self.timing.ttl, exc)  # fmt: skip
         self.held = {}
 
+    def forfeit(self, partitions: set[int]) -> None:
+        """Free these leases at the next tick though they are still ours (a fenced commit made
+        the node drop them: they are claimed again, epoch + 1, and reloaded clean)."""
+        with self._forfeits_lock:
+            self._forfeits |= partitions
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -88,6 +96,12 @@ class LeaseKeeper:
             self._stop.wait(self.timing.interval)
 
     def tick(self) -> None:
+        with self._forfeits_lock:
+            forfeits, self._forfeits = self._forfeits, set()
+        freed = {p: self.held.pop(p) for p in forfeits if p in self.held}
+        if freed:
+            self.table.release(freed)
+            log.info("freed the leases of fenced partitions %s", sorted(freed))
         renewed, view = self.table.tick(self.held)
         lost = set(self.held) - renewed
         if lost:
@@ -95,17 +109,25 @@ class LeaseKeeper:
             for p in lost:
                 del self.held[p]
             self._lost(lost)
-        with self.view_changed:
-            self.view = view
-            self.view_changed.notify_all()
+        self._publish(view)
         todo = plan(view, self.table.me.name, self.held)
+        moved = False
         if todo.release and self._give_back(todo.release):
             given = {p: self.held.pop(p) for p in todo.release}
             self.table.release(given)
             log.info("gave back partitions %s", sorted(given))
+            moved = True
         if todo.claim:
             won = self.table.claim(todo.claim)
             if won:
                 self.held.update(won)
                 log.info("claimed partitions %s", {p: won[p] for p in sorted(won)})
                 self._gained(won)
+                moved = True
+        if moved:  # the router reads owners from the view: show the moves at once
+            self._publish(self.table.view())
+
+    def _publish(self, view: ClusterView) -> None:
+        with self.view_changed:
+            self.view = view
+            self.view_changed.notify_all()

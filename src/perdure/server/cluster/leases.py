@@ -160,7 +160,7 @@ class LeaseTable:
                 for name, ingress, admin, age, leaving, started in nodes
             ),
             tuple(
-                LeaseInfo(int(p), owner, int(epoch), float(expires), renewed, acquired)  # fmt: skip
+                LeaseInfo(int(p), owner, int(epoch), float(expires), renewed, acquired)
                 for p, owner, epoch, expires, renewed, acquired in leases
             ),
         )

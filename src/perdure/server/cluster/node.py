@@ -1,0 +1,178 @@
+"""A cluster node: the lease keeper, the fence, and the moves of partitions in and out of this
+node's engine and working copy.
+
+* gained (a claim won): the fence allows the new epoch, the store loads the partitions' rows
+  from PostgreSQL into the working copy, the engine acquires them (recovers their invocations,
+  resends their outbox, runs their timers);
+* given back (surplus, or leaving): the engine releases them, everything written for them is
+  made durable, the fence stops them, the working copy drops them; only then is the lease freed;
+* lost (taken over while this node was paused or cut off) or fenced (a commit refused): the
+  fence stops them at once, the engine releases them and the working copy drops them, with
+  whatever was not shipped yet: it never reached PostgreSQL, so nothing acknowledged is lost
+  (effects leave the engine only after the commit that made them durable). The keeper frees a
+  lease that was still ours, and the partition is claimed again (epoch + 1) and reloaded clean.
+
+Moves run one at a time, in order, on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from perdure.server.cluster.fencing import LeaseFence
+from perdure.server.cluster.keeper import LeaseKeeper, Timing
+from perdure.server.cluster.leases import ClusterView, LeaseTable, NodeAddress
+
+log = logging.getLogger("perdure.server.cluster")
+
+
+class PartitionedStore(Protocol):
+    """What a node needs from its store (the PostgreSQL-backed working copy)."""
+
+    def load_partitions(self, partitions: Iterable[int]) -> None: ...
+    def drop_partitions(self, partitions: Iterable[int]) -> None: ...
+
+
+class PartitionedEngine(Protocol):
+    """What a node needs from its engine."""
+
+    @property
+    def owned(self) -> frozenset[int]: ...
+    async def acquire(self, partitions: Iterable[int]) -> None: ...
+    async def release(self, partitions: Iterable[int]) -> None: ...
+    def durable(self) -> asyncio.Future[None]: ...
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        dsn: str,
+        address: NodeAddress,
+        *,
+        partitions: int,
+        engine: PartitionedEngine,
+        store: PartitionedStore,
+        timing: Timing | None = None,
+    ) -> None:
+        self.address = address
+        self.partitions = partitions
+        self.engine = engine
+        self.store = store
+        self.timing = timing or Timing()
+        self.fence = LeaseFence(address.name, on_fenced=self._fenced)
+        self.table = LeaseTable(dsn, address, self.timing.ttl)
+        self.keeper = LeaseKeeper(
+            self.table,
+            self.timing,
+            gained=self._gained,
+            lost=self._lost,
+            give_back=self._give_back,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._moves: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._mover: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+    @property
+    def view(self) -> ClusterView | None:
+        return self.keeper.view
+
+    async def start(self) -> None:
+        """Join: the tables are created if missing, a first tick claims this node's share and
+        those partitions are acquired before this returns; then the keeper ticks on."""
+        self._loop = asyncio.get_running_loop()
+        self._mover = self._loop.create_task(self._run_moves())
+        await asyncio.to_thread(self.table.setup, self.partitions)
+        await asyncio.to_thread(self.keeper.tick)
+        await self._settled()
+        self.keeper.start()
+
+    async def leave(self) -> None:
+        """After the engine stopped (everything durable): free every lease at once, so that the
+        other nodes take the partitions over without waiting for the TTL."""
+        await asyncio.to_thread(self.keeper.leave)
+        if self._mover is not None:
+            self._mover.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mover
+        await asyncio.to_thread(self.table.close)
+
+    async def _settled(self) -> None:
+        """Wait until the moves queued so far are done."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            done.set_result(None)
+
+        self._moves.put_nowait(mark)
+        await done
+
+    async def _run_moves(self) -> None:
+        while True:
+            move = await self._moves.get()
+            try:
+                await move()
+            except Exception:
+                log.exception("moving partitions failed")
+
+    def _queue(self, move: Callable[[], Awaitable[None]]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._moves.put_nowait, move)
+
+    # -- called on the keeper's thread ---------------------------------------------------------
+
+    def _gained(self, won: dict[int, int]) -> None:
+        for p, epoch in won.items():
+            self.fence.grant(p, epoch)
+        self._queue(lambda: self._acquire(sorted(won)))
+
+    def _lost(self, partitions: set[int]) -> None:
+        self.fence.revoke(partitions)
+        self._queue(lambda: self._drop(sorted(partitions)))
+
+    def _give_back(self, partitions: list[int]) -> bool:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._hand_over(partitions), self._loop)
+        try:
+            future.result(timeout=self.timing.ttl / 2)
+        except Exception as exc:  # any failure: keep the leases for now
+            log.warning("could not give partitions %s back yet: %r", partitions, exc)
+            return False
+        return True
+
+    # -- called by the store's writer thread (a commit was refused) -----------------------------
+
+    def _fenced(self, partitions: set[int]) -> None:
+        log.error("a commit was fenced (partitions %s moved on); dropping them", sorted(partitions))
+        self.fence.revoke(partitions)
+        self._queue(lambda: self._drop(sorted(partitions)))
+        self.keeper.forfeit(partitions)
+
+    # -- the moves (on the event loop) ---------------------------------------------------------
+
+    async def _acquire(self, partitions: list[int]) -> None:
+        mine = [p for p in partitions if p in self.fence.epochs]
+        if not mine:
+            return
+        await asyncio.to_thread(self.store.load_partitions, mine)
+        await self.engine.acquire(mine)
+        log.info("acquired partitions %s", mine)
+
+    async def _drop(self, partitions: list[int]) -> None:
+        await self.engine.release(partitions)
+        self.store.drop_partitions(partitions)
+        log.info("dropped partitions %s", partitions)
+
+    async def _hand_over(self, partitions: list[int]) -> None:
+        await self.engine.release(partitions)
+        await self.engine.durable()
+        self.fence.revoke(partitions)
+        self.store.drop_partitions(partitions)
+        log.info("handed partitions %s over", partitions)
