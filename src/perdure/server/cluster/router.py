@@ -33,9 +33,11 @@ class LeaseRouter:
             return None
         view = self.node.view
         lease = view.leases[partition] if view is not None else None
-        if lease is None or not lease.held or lease.owner == self.node.name:
-            raise NoOwner(f"partition {partition} is moving; retry in a moment")
-        info = view.node(lease.owner) if view is not None else None
+        if view is None or lease is None or lease.owner is None or not lease.held:
+            raise NoOwner(f"partition {partition} has no owner now; retry in a moment")
+        if lease.owner == self.node.name:
+            raise NoOwner(f"partition {partition} is loading on this node; retry in a moment")
+        info = view.node(lease.owner)
         if info is None:
             raise NoOwner(f"partition {partition}'s owner {lease.owner} is not registered")
         return NodePeer(info.name, info.ingress_url, info.admin_url)
