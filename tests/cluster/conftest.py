@@ -1,27 +1,17 @@
-"""A real PostgreSQL for the cluster tests: one throwaway server per session, a fresh database
-per test."""
+"""A real PostgreSQL for the cluster tests: the session's throwaway server
+(tests/support/postgres.py), a fresh database per test."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-
 import pytest
 
-from tests.cluster.pg import PgServer
+from tests.support import postgres
 
-_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    server = PgServer.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+if not postgres.available():
+    pytest.skip("PostgreSQL or psycopg is not installed (scripts/setup installs both)",
+                allow_module_level=True)  # fmt: skip
 
 
 @pytest.fixture
-def pg_dsn(pg_server: PgServer) -> str:
-    return pg_server.new_database(f"cluster_{next(_names)}")
+def pg_dsn() -> str:
+    return postgres.shared_server().create_database("cluster")

@@ -12,8 +12,9 @@ import psycopg
 import pytest
 
 from perdure.server.cluster.balance import plan, shares
-from perdure.server.cluster.fencing import Fenced, LeaseFence
+from perdure.server.cluster.fencing import LeaseFence
 from perdure.server.cluster.leases import ClusterError, LeaseTable, NodeAddress
+from perdure.server.storage.postgres import FENCED_SQLSTATE
 
 P = 8
 
@@ -72,32 +73,31 @@ def test_renewal_keeps_a_lease_and_expiry_moves_it_with_a_new_epoch(pg_dsn: str)
 
 def test_a_fenced_commit_writes_nothing(pg_dsn: str) -> None:
     a, b = table(pg_dsn, "a", ttl=0.5), table(pg_dsn, "b", ttl=0.5)
-    lost: list[set[int]] = []
-    fence = LeaseFence("a", on_fenced=lost.append)
+    fence = LeaseFence("a")
     for p, epoch in a.claim([3]).items():
         fence.grant(p, epoch)
     with psycopg.connect(pg_dsn) as db:
         db.execute("CREATE TABLE rows (p INTEGER, v TEXT)")
         db.commit()
         with db.transaction():  # while the lease is ours: the commit lands
-            fence.check(db, [3])
+            fence.check(db, frozenset({3}))
             db.execute("INSERT INTO rows VALUES (3, 'before')")
         time.sleep(0.8)
         assert b.claim([3]) == {3: 2}
 
         def commit_after_takeover() -> None:
             with db.pipeline(), db.transaction():
-                fence.check(db, [3])  # pipelined: the error surfaces at the commit
+                fence.check(db, frozenset({3}))  # pipelined: the error surfaces at the commit
                 db.execute("INSERT INTO rows VALUES (3, 'after')")
 
         with pytest.raises(psycopg.Error) as failure:
             commit_after_takeover()
-        error = fence.fenced(failure.value)
-        assert isinstance(error, Fenced) and error.lost == {3}
-        assert lost == [{3}]
+        assert failure.value.sqlstate == FENCED_SQLSTATE
+        assert "3:b@2" in str(failure.value)
         assert db.execute("SELECT v FROM rows").fetchall() == [("before",)]
-        with pytest.raises(Fenced):  # a partition never granted: refused before PostgreSQL
-            fence.check(db, [4])
+        with pytest.raises(psycopg.Error) as failure, db.transaction():
+            fence.check(db, frozenset({4}))  # never granted: refused
+        assert failure.value.sqlstate == FENCED_SQLSTATE
 
 
 def test_a_claim_waits_for_a_commit_holding_the_lease(pg_dsn: str) -> None:
@@ -111,7 +111,7 @@ def test_a_claim_waits_for_a_commit_holding_the_lease(pg_dsn: str) -> None:
         db.execute("CREATE TABLE rows (p INTEGER, v TEXT)")
         db.commit()
         db.execute("BEGIN")
-        fence.check(db, [5])
+        fence.check(db, frozenset({5}))
         db.execute("INSERT INTO rows VALUES (5, 'late but valid')")
         claimed: dict[int, int] = {}
         claimer = threading.Thread(target=lambda: claimed.update(b.claim([5])))

@@ -1,11 +1,13 @@
 """Fencing: every store commit checks, in its own PostgreSQL transaction, that this node still
 holds the leases of the partitions it writes, at the epochs it acquired them with.
 
-The check (``perdure_fence``, schema.py) share-locks those lease rows before the commit's writes.
-A claim by another node updates the row, so it waits for the commit to end, and a commit after a
-claim sees the new epoch: either the commit lands before the takeover (and the new owner loads
-it), or it writes nothing (``Fenced``: the check raises, the transaction is rolled back). A node
-paused past its lease (SIGSTOP, a long stall, a network cut) therefore cannot write once resumed.
+``LeaseFence`` is the store's ``Fence`` (storage/postgres/fence.py) on a cluster node. Its check,
+``perdure_fence`` (schema.py), share-locks those lease rows before the commit's writes. A claim by
+another node updates the row, so it waits for the commit to end, and a commit after a claim sees
+the new epoch: either the commit lands before the takeover (and the new owner loads it), or it
+writes nothing (SQLSTATE PD001: the transaction rolls back and the store raises ``Fenced``). A
+node paused past its lease (SIGSTOP, a long stall, a network cut) therefore cannot write once
+resumed; its lease keeper finds the lease gone at its next tick and the node drops the partition.
 
 The check is one statement that raises inside PostgreSQL, with no result to wait for, so it
 rides in the commit's pipeline: no extra round trip.
@@ -14,29 +16,20 @@ rides in the commit's pipeline: no extra round trip.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from perdure.server.cluster.schema import FENCED_SQLSTATE
-
 FENCE_SQL = "SELECT perdure_fence(%s, %s::int[], %s::bigint[])"
-
-
-class Fenced(Exception):
-    """This node no longer holds the lease of a partition it tried to write; nothing of the
-    commit was written."""
-
-    def __init__(self, lost: set[int], detail: str) -> None:
-        super().__init__(f"fenced: lost the lease of partitions {sorted(lost)} ({detail})")
-        self.lost = lost
+NOT_HELD = -1
+"""The epoch sent for a partition this node does not hold: the check fails for it."""
 
 
 class LeaseFence:
-    """The epochs this node may write with. ``check`` is the store's commit hook."""
+    """The epochs this node may write with (changed by the node as leases come and go; read by
+    the store's writer thread)."""
 
-    def __init__(self, node: str, on_fenced: Callable[[set[int]], None] | None = None) -> None:
+    def __init__(self, node: str) -> None:
         self.node = node
-        self.on_fenced = on_fenced
         self._epochs: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -55,32 +48,12 @@ class LeaseFence:
     def epochs(self) -> dict[int, int]:
         return dict(self._epochs)
 
-    def check(self, cursor: Any, partitions: Iterable[int]) -> None:
-        """Queue the fence in the commit's transaction, before its writes (``cursor``: a psycopg
-        cursor or connection, pipeline mode or not). A partition this node never acquired is
-        refused here, without asking PostgreSQL; a lease that moved on makes the transaction
-        fail with SQLSTATE ``PF001`` (``fenced`` turns it into ``Fenced``)."""
-        wanted = sorted(set(partitions))
-        if not wanted:
+    def check(self, conn: Any, partitions: frozenset[int]) -> None:
+        """Queue the check on ``conn`` inside the commit's transaction, before its writes
+        (pipeline mode or not: nothing waits for a result). Empty ``partitions``: the commit
+        writes cluster-wide metadata only, which any node may."""
+        if not partitions:
             return
+        wanted = sorted(partitions)
         epochs = self._epochs
-        missing = {p for p in wanted if p not in epochs}
-        if missing:
-            self._lost(missing)
-            raise Fenced(missing, "not acquired by this node")
-        cursor.execute(FENCE_SQL, (self.node, wanted, [epochs[p] for p in wanted]))
-
-    def fenced(self, exc: BaseException) -> Fenced | None:
-        """The ``Fenced`` error a failed commit stands for (None: it failed for another reason).
-        Tells ``on_fenced`` which partitions were lost."""
-        if getattr(exc, "sqlstate", None) != FENCED_SQLSTATE:
-            return None
-        diag = getattr(exc, "diag", None)
-        detail = str(getattr(diag, "message_detail", "") or "")
-        lost = {int(item.split(":", 1)[0]) for item in detail.split(",") if ":" in item}
-        self._lost(lost)
-        return Fenced(lost, detail)
-
-    def _lost(self, partitions: set[int]) -> None:
-        if self.on_fenced is not None:
-            self.on_fenced(partitions)
+        conn.execute(FENCE_SQL, (self.node, wanted, [epochs.get(p, NOT_HELD) for p in wanted]))

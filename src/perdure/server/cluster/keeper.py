@@ -7,7 +7,7 @@ what changed through callbacks, called on the keeper's thread:
 
 * ``gained(leases)``: claimed; the node loads and acquires them (asynchronously);
 * ``lost(partitions)``: another node took them over (this one was paused or cut off past its
-  lease): the node drops them at once, its writes to them are fenced anyway;
+  lease); its writes to them are fenced anyway;
 * ``give_back(partitions)``: surplus to hand over; returns once the node has stopped them and
   everything it wrote for them is durable (False: not now); only then is the lease released.
 """
@@ -54,8 +54,6 @@ class LeaseKeeper:
         self.view_changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._forfeits: set[int] = set()
-        self._forfeits_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="perdure-leases", daemon=True)
@@ -77,12 +75,6 @@ class LeaseKeeper:
                         self.timing.ttl, exc)  # fmt: skip
         self.held = {}
 
-    def forfeit(self, partitions: set[int]) -> None:
-        """Free these leases at the next tick though they are still ours (a fenced commit made
-        the node drop them: they are claimed again, epoch + 1, and reloaded clean)."""
-        with self._forfeits_lock:
-            self._forfeits |= partitions
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -96,12 +88,6 @@ class LeaseKeeper:
             self._stop.wait(self.timing.interval)
 
     def tick(self) -> None:
-        with self._forfeits_lock:
-            forfeits, self._forfeits = self._forfeits, set()
-        freed = {p: self.held.pop(p) for p in forfeits if p in self.held}
-        if freed:
-            self.table.release(freed)
-            log.info("freed the leases of fenced partitions %s", sorted(freed))
         renewed, view = self.table.tick(self.held)
         lost = set(self.held) - renewed
         if lost:

@@ -5,12 +5,15 @@ node's engine and working copy.
   from PostgreSQL into the working copy, the engine acquires them (recovers their invocations,
   resends their outbox, runs their timers);
 * given back (surplus, or leaving): the engine releases them, everything written for them is
-  made durable, the fence stops them, the working copy drops them; only then is the lease freed;
-* lost (taken over while this node was paused or cut off) or fenced (a commit refused): the
-  fence stops them at once, the engine releases them and the working copy drops them, with
-  whatever was not shipped yet: it never reached PostgreSQL, so nothing acknowledged is lost
-  (effects leave the engine only after the commit that made them durable). The keeper frees a
-  lease that was still ours, and the partition is claimed again (epoch + 1) and reloaded clean.
+  made durable (the leases are still ours meanwhile), the fence stops them, the working copy
+  drops them; only then is the lease freed;
+* lost (taken over while this node was paused or cut off past its lease): the fence refuses
+  every further commit at once and the node stops dead, as a crash would (``on_lost``: by
+  default the process exits with ``EXIT_LOST``; a supervisor starts it again and it rejoins
+  with a clean working copy). Why not drop just those partitions and go on: batches applied
+  but not yet durable may hold writes to them, and the engine would release those batches'
+  effects (acknowledgements, journal acks to the SDK) once the rest is shipped, acknowledging
+  what the new owner never saw; a stop releases nothing that was not durable.
 
 Moves run one at a time, in order, on the event loop.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
@@ -28,6 +32,14 @@ from perdure.server.cluster.keeper import LeaseKeeper, Timing
 from perdure.server.cluster.leases import ClusterView, LeaseTable, NodeAddress
 
 log = logging.getLogger("perdure.server.cluster")
+EXIT_LOST = 75
+"""The exit status of a node that lost a lease it still held (EX_TEMPFAIL: start it again)."""
+
+
+def exit_lost(partitions: set[int]) -> None:
+    """The default ``on_lost``: stop this process now, releasing nothing more."""
+    logging.shutdown()
+    os._exit(EXIT_LOST)
 
 
 class PartitionedStore(Protocol):
@@ -57,13 +69,15 @@ class ClusterNode:
         engine: PartitionedEngine,
         store: PartitionedStore,
         timing: Timing | None = None,
+        on_lost: Callable[[set[int]], None] = exit_lost,
     ) -> None:
         self.address = address
         self.partitions = partitions
         self.engine = engine
         self.store = store
         self.timing = timing or Timing()
-        self.fence = LeaseFence(address.name, on_fenced=self._fenced)
+        self.on_lost = on_lost
+        self.fence = LeaseFence(address.name)
         self.table = LeaseTable(dsn, address, self.timing.ttl)
         self.keeper = LeaseKeeper(
             self.table,
@@ -134,8 +148,15 @@ class ClusterNode:
         self._queue(lambda: self._acquire(sorted(won)))
 
     def _lost(self, partitions: set[int]) -> None:
-        self.fence.revoke(partitions)
-        self._queue(lambda: self._drop(sorted(partitions)))
+        self.fence.revoke(self.fence.epochs)  # not one more commit, of any partition
+        log.critical(
+            "the leases of partitions %s were taken over by another node (this one was paused "
+            "or cut off longer than the %ss lease); stopping: nothing not yet durable is "
+            "released, a restart rejoins the cluster clean",
+            sorted(partitions),
+            self.timing.ttl,
+        )
+        self.on_lost(partitions)
 
     def _give_back(self, partitions: list[int]) -> bool:
         assert self._loop is not None
@@ -147,14 +168,6 @@ class ClusterNode:
             return False
         return True
 
-    # -- called by the store's writer thread (a commit was refused) -----------------------------
-
-    def _fenced(self, partitions: set[int]) -> None:
-        log.error("a commit was fenced (partitions %s moved on); dropping them", sorted(partitions))
-        self.fence.revoke(partitions)
-        self._queue(lambda: self._drop(sorted(partitions)))
-        self.keeper.forfeit(partitions)
-
     # -- the moves (on the event loop) ---------------------------------------------------------
 
     async def _acquire(self, partitions: list[int]) -> None:
@@ -164,11 +177,6 @@ class ClusterNode:
         await asyncio.to_thread(self.store.load_partitions, mine)
         await self.engine.acquire(mine)
         log.info("acquired partitions %s", mine)
-
-    async def _drop(self, partitions: list[int]) -> None:
-        await self.engine.release(partitions)
-        self.store.drop_partitions(partitions)
-        log.info("dropped partitions %s", partitions)
 
     async def _hand_over(self, partitions: list[int]) -> None:
         await self.engine.release(partitions)

@@ -24,7 +24,8 @@ STATEMENTS: tuple[str, ...] = (
         acquired_at TIMESTAMPTZ,
         renewed_at TIMESTAMPTZ)""",
     # The fence, run first in every store commit (see fencing.py): share-locks the leases of the
-    # partitions written, then raises FENCED_SQLSTATE unless all are this node's at its epochs.
+    # partitions written, then raises the store's FENCED_SQLSTATE (PD001) unless all are this
+    # node's at its epochs (an epoch of -1: a partition this node does not hold).
     """CREATE OR REPLACE FUNCTION perdure_fence(node TEXT, parts INTEGER[], epochs BIGINT[])
     RETURNS void LANGUAGE plpgsql AS $$
     DECLARE bad TEXT;
@@ -35,10 +36,11 @@ STATEMENTS: tuple[str, ...] = (
             FROM unnest(parts, epochs) AS h(p, e) LEFT JOIN leases l ON l.partition = h.p
             WHERE l.partition IS NULL OR l.owner IS DISTINCT FROM node OR l.epoch <> h.e;
         IF bad IS NOT NULL THEN
-            RAISE EXCEPTION 'perdure: fenced (%)', bad USING ERRCODE = 'PF001', DETAIL = bad;
+            RAISE EXCEPTION 'perdure: fenced (%)', bad USING ERRCODE = 'PD001', DETAIL = bad;
         END IF;
     END $$""",
 )
 
-FENCED_SQLSTATE = "PF001"
-"""Idempotent (``IF NOT EXISTS``): also the body of the store's cluster migration."""
+"""Idempotent (``IF NOT EXISTS``, ``OR REPLACE``): every node runs them at start, under an
+advisory lock, after the store's own migrations (storage/postgres/schema.py); a later change
+appends statements that are idempotent too."""
