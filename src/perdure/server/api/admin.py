@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from perdure.server.cluster.node import ClusterNode
     from perdure.server.engine.driver import Engine
     from perdure.server.invoker.invoker import Invoker
+    from perdure.server.routing.admin import AdminRouting
 
 log = logging.getLogger("perdure.server.admin")
 
@@ -70,6 +71,9 @@ class Admin:
         self.engine = engine
         self.invoker = invoker
         self.ingress_url = ingress_url
+        self.routing: AdminRouting | None = None
+        """Set when partitions are spread over processes: per-invocation actions go to the
+        owner, listings cover every process, registry changes reach them all."""
         self.cluster: ClusterNode | None = None
         """Set on a cluster node: ``GET /cluster`` shows the cluster (404 otherwise)."""
 
@@ -96,6 +100,12 @@ class Admin:
             parts = parts[1:]
         elif parts and parts[0] == "v1":
             return error(400, "the admin API v1 is not supported")
+        if self.routing is not None:
+            return await self.routing.handle(parts, request, lambda: self._local(parts, request))
+        return await self._local(parts, request)
+
+    async def _local(self, parts: list[str], request: Request) -> Response:
+        """``request`` answered from this process's engine alone."""
         method = request.method
         match parts:
             case ["health"] if method == "GET":

@@ -1,0 +1,167 @@
+"""Requests sent on to the process that owns their partition: ingress and admin requests proxied
+to a peer (one hop at most, marked ``x-perdure-forwarded``), and the internal calls between
+peers (messages, registry snapshots, listings), signed with the peers' shared secret.
+
+A forwarded request is answered exactly as the owner answered it (status, headers such as
+``x-restate-id``, body). When the owner cannot be reached the answer is a 503 (nothing was sent,
+so retrying is safe); when it fails after the request was sent, a 502: the request may or may
+not have been applied, as when a single server dies mid-request, and a retry with an
+idempotency key is the safe way on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+from perdure.server.api.http import Request, Response
+from perdure.server.routing.router import Peer, Router
+
+log = logging.getLogger("perdure.server.routing")
+
+FORWARDED = "x-perdure-forwarded"
+"""Set on a request proxied to its owner (the sender's name): a second hop is refused."""
+PEER_SECRET = "x-perdure-peer-secret"
+"""The secret peers share; ``/internal/...`` refuses a request without it."""
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
+     "content-length", "proxy-connection", "http2-settings"}
+)  # fmt: skip
+CONNECT_ATTEMPTS = 20
+"""How often a connection refused (a peer restarting) is retried, 0.25 s apart."""
+
+
+def json_error(status: int, message: str, *, ingress: bool) -> Response:
+    """An error in the ingress's or the admin API's JSON shape."""
+    if ingress:
+        return Response.json(
+            status,
+            {"code": status, "message": message, "source": "ingress"},
+            [("x-restate-error-source", "ingress")],
+        )
+    return Response.json(status, {"message": message, "restate_code": None})
+
+
+class Forwarder:
+    """One process's link to its peers: the partition of a key, and proxying to the owner."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        name: str,
+        secret: str | None = None,
+        admin_token: str | None = None,
+    ) -> None:
+        self.router = router
+        self.name = name
+        self.secret = secret
+        self.admin_token = admin_token
+        self.client = httpx.AsyncClient(
+            # A forwarded call waits for its handler's result, however long that takes.
+            timeout=httpx.Timeout(None, connect=10.0),
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=128),
+        )
+
+    def partition_of(self, pk: int) -> int:
+        """The partition of a partition key (``pk * P >> 64``)."""
+        return (pk * self.router.partition_count) >> 64
+
+    def owner_of(self, pk: int) -> Peer | None:
+        """The peer owning the partition of ``pk``; None when this process does."""
+        return self.router.owner(self.partition_of(pk))
+
+    async def route(self, pk: int, request: Request, *, ingress: bool) -> Response | None:
+        """The owner's answer when the partition of ``pk`` is not ours; None to act locally."""
+        peer = self.owner_of(pk)
+        if peer is None:
+            return None
+        came_from = request.header(FORWARDED)
+        if came_from is not None:
+            # The sender thought we own it, we think the peer does: ownership is moving (or the
+            # processes disagree). Never a second hop: the client retries.
+            return json_error(
+                503,
+                f"partition {self.partition_of(pk)} is not owned here ({self.name}, forwarded "
+                f"by {came_from}); retry",
+                ingress=ingress,
+            )
+        return await self.proxy(peer, request, ingress=ingress)
+
+    async def proxy(self, peer: Peer, request: Request, *, ingress: bool) -> Response:
+        """Send ``request`` to ``peer``'s ingress (or admin API) and return its answer as is."""
+        base = peer.ingress_url if ingress else peer.admin_url
+        url = base.rstrip("/") + request.raw_path
+        if request.query_string:
+            url += "?" + request.query_string
+        headers = [(k, v) for k, v in request.headers if k not in _HOP_BY_HOP]
+        headers.append((FORWARDED, self.name))
+        try:
+            answer = await self._send(request.method, url, headers, request.body)
+        except httpx.TransportError as exc:
+            return self._failed(peer, exc, ingress=ingress)
+        return Response(
+            answer.status_code,
+            answer.content,
+            [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP],
+        )
+
+    async def internal(
+        self, peer: Peer, method: str, path: str, body: bytes = b"", *, timeout: float = 30.0
+    ) -> httpx.Response:
+        """An ``/internal/...`` call to ``peer``'s admin listener, signed as a peer's; raises
+        ``httpx.TransportError`` when it cannot be reached."""
+        headers = [(FORWARDED, self.name), ("content-type", "application/json")]
+        if self.secret is not None:
+            headers.append((PEER_SECRET, self.secret))
+        if self.admin_token is not None:
+            headers.append(("authorization", f"Bearer {self.admin_token}"))
+        url = peer.admin_url.rstrip("/") + path
+        return await asyncio.wait_for(self._send(method, url, headers, body), timeout)
+
+    async def admin_get(self, peer: Peer, request: Request) -> Response:
+        """``request`` (a listing) as ``peer`` answers it locally, signed as a peer's."""
+        headers = [(k, v) for k, v in request.headers if k not in _HOP_BY_HOP]
+        if self.admin_token is not None:
+            headers = [(k, v) for k, v in headers if k != "authorization"]
+            headers.append(("authorization", f"Bearer {self.admin_token}"))
+        headers.append((FORWARDED, self.name))
+        url = peer.admin_url.rstrip("/") + request.raw_path
+        if request.query_string:
+            url += "?" + request.query_string
+        answer = await self._send(request.method, url, headers, request.body)
+        return Response(answer.status_code, answer.content, list(answer.headers.multi_items()))
+
+    async def _send(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+    ) -> httpx.Response:
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                return await self.client.request(method, url, headers=headers, content=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                # Nothing was sent: the peer is (re)starting. Try again shortly.
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.25)
+        raise AssertionError("unreachable")
+
+    def _failed(self, peer: Peer, exc: httpx.TransportError, *, ingress: bool) -> Response:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            log.warning("cannot reach %s at %s: %s", peer.name, peer.ingress_url, exc)
+            return json_error(
+                503, f"the owner of this request ({peer.name}) cannot be reached; retry",
+                ingress=ingress,
+            )  # fmt: skip
+        log.warning("%s failed while handling a forwarded request: %r", peer.name, exc)
+        return json_error(
+            502,
+            f"the owner of this request ({peer.name}) failed while handling it; it may or may "
+            "not have been applied (retry with an idempotency key to be safe)",
+            ingress=ingress,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

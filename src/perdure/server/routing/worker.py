@@ -1,0 +1,130 @@
+"""One worker of ``perdure server --workers N``: what the supervisor hands it, and the routing
+wired into its Runtime.
+
+The supervisor passes a ``WorkerSpec`` (JSON in ``$PERDURE_WORKER_SPEC``) and the listening
+sockets as inherited file descriptors: the shared ingress and admin sockets every worker accepts
+on, and this worker's own ingress and admin sockets, where its peers reach it. The supervisor
+keeps all of them open, so a worker that restarts gets the same addresses back and connections
+made meanwhile wait in the kernel's queue instead of being refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perdure.server.routing.admin import AdminRouting
+from perdure.server.routing.forwarding import Forwarder
+from perdure.server.routing.layout import worker_dir
+from perdure.server.routing.registry_sync import RegistrySync
+from perdure.server.routing.router import Peer, StaticRouter
+from perdure.server.runtime import Runtime
+
+SPEC_ENV = "PERDURE_WORKER_SPEC"
+log = logging.getLogger("perdure.server.routing")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    index: int
+    peers: tuple[Peer, ...]
+    """Every worker, this one included, by index."""
+    fds: dict[str, int]
+    """Inherited listening sockets: ``ingress``, ``admin`` (shared), ``own_ingress``,
+    ``own_admin`` (this worker's)."""
+    secret: str
+    """Shared by the workers of this run: ``/internal`` needs it."""
+    supervisor_pid: int
+    partition_count: int = 16
+
+    @property
+    def name(self) -> str:
+        return self.peers[self.index].name
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "index": self.index,
+                "peers": [[p.name, p.ingress_url, p.admin_url] for p in self.peers],
+                "fds": self.fds,
+                "secret": self.secret,
+                "supervisor_pid": self.supervisor_pid,
+                "partition_count": self.partition_count,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            index=int(data["index"]),
+            peers=tuple(Peer(*p) for p in data["peers"]),
+            fds={str(k): int(v) for k, v in data["fds"].items()},
+            secret=str(data["secret"]),
+            supervisor_pid=int(data["supervisor_pid"]),
+            partition_count=int(data["partition_count"]),
+        )
+
+    @classmethod
+    def from_env(cls) -> WorkerSpec | None:
+        text = os.environ.get(SPEC_ENV)
+        return None if text is None else cls.from_json(text)
+
+    def socket(self, name: str) -> socket.socket:
+        return socket.socket(fileno=self.fds[name])
+
+    def data_dir(self, data_dir: Path) -> Path:
+        return worker_dir(data_dir, self.index)
+
+    def store_paths(self, data_dir: Path, db_file: str) -> list[str]:
+        """Every worker's store file, this worker's first."""
+        order = [self.index, *(i for i in range(len(self.peers)) if i != self.index)]
+        return [str(worker_dir(data_dir, i) / db_file) for i in order]
+
+
+def die_with_supervisor(spec: WorkerSpec) -> None:
+    """Be killed when the supervisor dies (even by SIGKILL): a worker left behind would hold
+    its store and sockets and keep a restarted server from starting."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != spec.supervisor_pid:
+        os._exit(1)  # the supervisor died before the line above took effect
+
+
+@dataclass(slots=True)
+class WorkerRouting:
+    """The routing of one worker, wired into its Runtime's ingress and admin API."""
+
+    forwarder: Forwarder
+    registry: RegistrySync
+
+    @classmethod
+    def wire(
+        cls, runtime: Runtime, spec: WorkerSpec, stores: list[str], admin_token: str | None
+    ) -> WorkerRouting:
+        router = StaticRouter(spec.index, spec.peers, spec.partition_count)
+        forwarder = Forwarder(router, name=spec.name, secret=spec.secret, admin_token=admin_token)
+        registry = RegistrySync(runtime.engine, forwarder, router.leader)
+        runtime.ingress.route = lambda pk, request: forwarder.route(pk, request, ingress=True)
+        runtime.admin.routing = AdminRouting(
+            runtime.engine, runtime.invoker, forwarder, registry, stores=stores
+        )
+        return cls(forwarder, registry)
+
+    async def start(self) -> None:
+        await self.registry.on_start()
+
+    async def stop(self) -> None:
+        await self.registry.stop()
+        await self.forwarder.aclose()
