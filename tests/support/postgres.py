@@ -118,17 +118,16 @@ class PostgresServer:
             return ""
 
 
-_shared: PostgresServer | None = None
+_shared: list[PostgresServer] = []
 _stack = contextlib.ExitStack()
 
 
 def shared_server() -> PostgresServer:
     """The session's server, started on first use and stopped at exit (for helpers that are not
     fixtures, e.g. PerdureServer.start; the ``postgres`` fixture uses the same one)."""
-    global _shared
-    if _shared is None:
+    if not _shared:
         import atexit
 
-        _shared = _stack.enter_context(PostgresServer.start())
+        _shared.append(_stack.enter_context(PostgresServer.start()))
         atexit.register(_stack.close)
-    return _shared
+    return _shared[0]

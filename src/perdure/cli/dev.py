@@ -19,6 +19,7 @@ from perdure.cli.server_flags import (
     partition_count,
     protection,
     setup_logging,
+    store_url,
 )
 
 HELP = "run the server and your services in one process, reloading them when files change"
@@ -51,12 +52,14 @@ def run(args: argparse.Namespace) -> int:
         inactivity = inactivity_ms(args)
         guards = protection(args)
         partitions = partition_count(args)
+        store = store_url(args)
     except FlagError as exc:
         print(f"perdure dev: {exc}", file=sys.stderr)
         return 2
     config = DevConfig(
         target=args.target,
         data_dir=Path(args.data_dir),
+        store=store,
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,

@@ -28,6 +28,7 @@ from perdure.cli.server_flags import (
     partition_count,
     protection,
     setup_logging,
+    store_url,
 )
 from perdure.protocol import ProtocolError, decode_frames
 from perdure.server.bind import split_bind
@@ -121,11 +122,13 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         inactivity = inactivity_ms(args)
         guards = protection(args)
         partitions = partition_count(args)
+        store = store_url(args)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
     config = ServerConfig(
         data_dir=Path(args.data_dir),
+        store=store,
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
@@ -140,6 +143,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
     from perdure.server.routing.worker import WorkerSpec, die_with_supervisor  # noqa: PLC0415
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
+    from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
 
     worker = WorkerSpec.from_env() if config.workers > 1 else None
     try:
@@ -151,7 +155,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             claim(config.data_dir, 1)
             asyncio.run(serve(config))
-    except (SchemaError, StoreInUse, LayoutError, PartitionCountMismatch) as exc:
+    except (SchemaError, StoreInUse, LayoutError, PartitionCountMismatch, StoreUnavailable) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0

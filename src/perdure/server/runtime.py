@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -24,11 +25,24 @@ from perdure.server.invoker.invoker import Invoker
 from perdure.server.invoker.local import ASGIApp, LocalApps
 from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.registry import Defaults, Registry
-from perdure.server.storage import Store
+from perdure.server.storage import Storage, Store
 from perdure.server.storage.lock import StoreLock
 from perdure.server.storage.private import private_file
 
+if TYPE_CHECKING:
+    from perdure.server.storage.postgres.fence import Fence
+
 log = logging.getLogger("perdure.server")
+
+
+def _postgres(
+    url: str, working_copy: Path | str, owned: Iterable[int] | None, fence: Fence | None
+) -> Storage:
+    """``owned``: the partitions to load at start (None: all); ``fence``: the commit check of a
+    cluster node (None: one writer per database)."""
+    from perdure.server.storage.postgres import PostgresStore  # noqa: PLC0415 (optional driver)
+
+    return PostgresStore(url, working_copy, owned=owned, fence=fence)
 
 
 class RegistrationError(Exception):
@@ -48,13 +62,19 @@ class Runtime:
         partitions: int | None = None,
         owned: Iterable[int] | None = None,
         transport: Transport | None = None,
+        store_url: str | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
         try:
             if self.lock is not None:
                 private_file(Path(db_path))
-            store = Store(db_path, synchronous=synchronous)
+            store: Storage = (
+                Store(db_path, synchronous=synchronous)
+                if store_url is None
+                else _postgres(store_url, db_path, owned, fence)
+            )
         except BaseException:
             if self.lock is not None:
                 self.lock.release()

@@ -103,7 +103,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-assert SCHEMA_VERSION == len(SQLITE_MIGRATIONS), "mirror every SQLite migration here"
+assert len(SQLITE_MIGRATIONS) == SCHEMA_VERSION, "mirror every SQLite migration here"
 
 _MIGRATION_LOCK = 0x70657264  # pg_advisory_xact_lock key: "perd"
 

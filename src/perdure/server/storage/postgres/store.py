@@ -28,6 +28,7 @@ from typing import Any
 from perdure.server.storage.oplog import KEY_LENGTHS, UNPARTITIONED, Change, Key, OpLog
 from perdure.server.storage.postgres.fence import FENCED_SQLSTATE, Fence, Fenced, WriterFence
 from perdure.server.storage.postgres.schema import migrate
+from perdure.server.storage.postgres.url import redact
 from perdure.server.storage.sqlite import Store
 
 log = logging.getLogger("perdure.server.storage.postgres")
@@ -53,16 +54,8 @@ def _connect(url: str) -> Any:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreUnavailable(f"cannot connect to PostgreSQL ({_redact(url)}): {message}") from None
-
-
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+        where = redact(url)
+        raise StoreUnavailable(f"cannot connect to PostgreSQL ({where}): {message}") from None
 
 
 class PostgresStore(Store):
@@ -231,11 +224,13 @@ class PostgresStore(Store):
         finally:
             local.close()
 
-    def _load(self, local: sqlite3.Connection, ps: frozenset[int] | None, *, metadata: bool) -> None:
+    def _load(
+        self, local: sqlite3.Connection, ps: frozenset[int] | None, *, metadata: bool
+    ) -> None:
         """Copy rows from one consistent PostgreSQL snapshot into ``local``: the partitions
         ``ps`` (None: every partition), and deployments and services when ``metadata``."""
         if ps is None:
-            where, args = "TRUE", []
+            where, args = "TRUE", list[int]()
         elif ps:
             where, args = _pk_ranges(ps, self.partition_count)
         else:
