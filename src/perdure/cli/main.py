@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from google.protobuf.json_format import MessageToDict
 
@@ -94,6 +94,20 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes (1): N > 1 runs N workers sharing the ports, each owning a share "
         "of the partitions and its own store in the data dir (fixed when the data dir is created)",
     )
+    node = server.add_argument_group("cluster (with --store postgresql://...; docs/scaling.md)")
+    node.add_argument(
+        "--node-name",
+        metavar="NAME",
+        help="run as a node of the cluster on the --store database, under this unique name "
+        "($PERDURE_NODE_NAME)",
+    )
+    node.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="the host the other nodes reach this one at, with the ingress and admin ports "
+        "(default: the bind host, or this machine's name when bound to 0.0.0.0; "
+        "$PERDURE_ADVERTISE)",
+    )
     dev.add_parser(sub)
     for group in MANAGEMENT.values():
         group.add_parser(sub)
@@ -123,6 +137,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         guards = protection(args)
         partitions = partition_count(args)
         store = store_url(args)
+        cluster = _cluster(args, store)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +151,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         protection=guards,
         partitions=partitions,
         workers=args.workers,
+        cluster=cluster,
     )
     from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.routing.layout import LayoutError, claim  # noqa: PLC0415
@@ -159,6 +175,25 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cluster(args: argparse.Namespace, store: str | None) -> Any:
+    """``--node-name``/``--advertise`` (or their environment variables), checked: the node's
+    ``ClusterSettings``, None when this server is no cluster node."""
+    from perdure.server.cluster.wiring import settings_from  # noqa: PLC0415
+
+    try:
+        settings = settings_from(args.node_name, args.advertise)
+    except ValueError as exc:
+        raise FlagError(str(exc)) from None
+    if settings is None:
+        return None
+    if store is None:
+        raise FlagError("--node-name: a cluster runs on PostgreSQL; add --store postgresql://...")
+    if args.workers > 1:
+        raise FlagError("--node-name and --workers N: run one node per process (start more "
+                        "nodes instead of workers)")  # fmt: skip
+    return settings
 
 
 def _decode(path: Path, out: TextIO) -> int:

@@ -9,6 +9,7 @@ row (``FOR SHARE``, see ``fencing``) and otherwise tries again on the next tick.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -87,9 +88,9 @@ class LeaseTable:
     def close(self) -> None:
         self.db.close()
 
-    def setup(self, partitions: int) -> None:
+    def setup(self, partitions: int) -> str:
         """Create the tables when missing and one lease row per partition; refuse a cluster
-        whose partition count differs."""
+        whose partition count differs. Returns the cluster's peer secret."""
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in STATEMENTS:
@@ -108,6 +109,16 @@ class LeaseTable:
                 "ON CONFLICT DO NOTHING",
                 (partitions,),
             )
+            self.db.execute(
+                "INSERT INTO cluster_settings (key, value) VALUES ('peer_secret', %s) "
+                "ON CONFLICT DO NOTHING",
+                (secrets.token_urlsafe(32),),
+            )
+            row = self.db.execute(
+                "SELECT value FROM cluster_settings WHERE key = 'peer_secret'"
+            ).fetchone()
+            assert row is not None
+            return str(row[0])
 
     def tick(self, held: Mapping[int, int]) -> tuple[set[int], ClusterView]:
         """Heartbeat, renew the leases in ``held`` (partition -> epoch), read the view: one

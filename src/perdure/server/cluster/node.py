@@ -68,6 +68,7 @@ class ClusterNode:
         partitions: int,
         engine: PartitionedEngine,
         store: PartitionedStore,
+        fence: LeaseFence | None = None,
         timing: Timing | None = None,
         on_lost: Callable[[set[int]], None] = exit_lost,
     ) -> None:
@@ -77,7 +78,9 @@ class ClusterNode:
         self.store = store
         self.timing = timing or Timing()
         self.on_lost = on_lost
-        self.fence = LeaseFence(address.name)
+        self.fence = fence or LeaseFence(address.name)
+        self.secret = ""
+        """The cluster's peer secret (read at ``start``)."""
         self.table = LeaseTable(dsn, address, self.timing.ttl)
         self.keeper = LeaseKeeper(
             self.table,
@@ -98,12 +101,15 @@ class ClusterNode:
     def view(self) -> ClusterView | None:
         return self.keeper.view
 
+    async def setup(self) -> None:
+        """Create the cluster's tables if missing and read the peer secret."""
+        self.secret = await asyncio.to_thread(self.table.setup, self.partitions)
+
     async def start(self) -> None:
-        """Join: the tables are created if missing, a first tick claims this node's share and
-        those partitions are acquired before this returns; then the keeper ticks on."""
+        """Join (after ``setup``): a first tick claims this node's share and those partitions are
+        acquired before this returns; then the keeper ticks on."""
         self._loop = asyncio.get_running_loop()
         self._mover = self._loop.create_task(self._run_moves())
-        await asyncio.to_thread(self.table.setup, self.partitions)
         await asyncio.to_thread(self.keeper.tick)
         await self._settled()
         self.keeper.start()

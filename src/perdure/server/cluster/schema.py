@@ -23,6 +23,11 @@ STATEMENTS: tuple[str, ...] = (
         expires_at TIMESTAMPTZ NOT NULL DEFAULT 'epoch',
         acquired_at TIMESTAMPTZ,
         renewed_at TIMESTAMPTZ)""",
+    # Cluster-wide settings: the secret nodes sign their /internal calls with (whoever can
+    # reach this database is a peer).
+    """CREATE TABLE IF NOT EXISTS cluster_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL)""",
     # The fence, run first in every store commit (see fencing.py): share-locks the leases of the
     # partitions written, then raises the store's FENCED_SQLSTATE (PD001) unless all are this
     # node's at its epochs (an epoch of -1: a partition this node does not hold).
