@@ -317,6 +317,11 @@ class _H2Connection:
         except asyncio.CancelledError:
             self._reset(stream.stream_id)
             raise
+        except ConnectionAbortedError:
+            # The app ends the request as a broken connection would (a proxy whose upstream
+            # died mid-request): no answer, the stream is reset.
+            stream.ended = True
+            self._reset(stream.stream_id)
         except Exception:
             log.exception("the app failed on %s %s", scope["method"], scope["path"])
             if not stream.started:
@@ -521,6 +526,9 @@ class _H11Connection:
 
         try:
             await self.app(scope, receive, send)
+        except ConnectionAbortedError:
+            self.writer.close()  # no answer, as a broken connection (see _run_app)
+            raise
         except Exception:
             log.exception("the app failed on %s %s", scope["method"], scope["path"])
             status, response_headers, out = 500, [], bytearray()

@@ -136,11 +136,14 @@ def open_runtime(
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
     partitions: int | None = None,
+    owned: Iterable[int] | None = None,
     store: str | None = None,
     fence: LeaseFence | None = None,
 ) -> Runtime:
     """The Runtime on the store in ``data_dir`` (created 0700 if missing), or on PostgreSQL at
-    ``store`` with its working copy in ``data_dir``, as server and dev run it."""
+    ``store`` with its working copy in ``data_dir``, as server and dev run it. ``owned``: the
+    partitions it runs (None: all); ``fence``: a cluster node's lease fence (it then starts
+    owning nothing: partitions come with their leases)."""
     private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
@@ -153,7 +156,7 @@ def open_runtime(
         synchronous=synchronous,
         identity=identity,
         partitions=partitions,
-        owned=None if fence is None else (),
+        owned=owned if fence is None else (),
         fence=fence,
     )
 
@@ -193,7 +196,8 @@ async def serve(
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
-        partitions=config.partitions,
+        partitions=config.partitions if worker is None else worker.partition_count,
+        owned=None if worker is None else worker.owned,
         store=config.store,
         fence=fence,
     )

@@ -88,6 +88,8 @@ class Admin:
             response = await self.handle(request)
         except BodyTooLarge:
             response = error(413, "the request body is too large")
+        except ConnectionAbortedError:
+            raise  # a forwarded request whose owner died: the client sees a broken connection
         except Exception as exc:
             # The last resort, as in the ingress: a logged 500 with a JSON body, no traceback.
             log.exception("admin request %s %s failed", scope["method"], scope["path"])

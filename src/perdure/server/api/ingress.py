@@ -159,6 +159,8 @@ class Ingress:
             return
         try:
             response = await self.handle(request)
+        except ConnectionAbortedError:
+            raise  # a forwarded request whose owner died: the client sees a broken connection
         except Exception as exc:
             # The last resort: no input should get here (each is answered 4xx before), and the
             # client sees what kind of failure it was, never a traceback.

@@ -4,9 +4,10 @@ peers (messages, registry snapshots, listings), signed with the peers' shared se
 
 A forwarded request is answered exactly as the owner answered it (status, headers such as
 ``x-restate-id``, body). When the owner cannot be reached the answer is a 503 (nothing was sent,
-so retrying is safe); when it fails after the request was sent, a 502: the request may or may
-not have been applied, as when a single server dies mid-request, and a retry with an
-idempotency key is the safe way on.
+so retrying is safe). When it fails after the request was sent (it died), the client's
+connection is broken as well (``ConnectionAbortedError``, which the HTTP server turns into a
+closed connection or a reset stream): the request may or may not have been applied, exactly as
+when a single server dies mid-request, and the client decides as it would then.
 """
 
 from __future__ import annotations
@@ -156,12 +157,7 @@ class Forwarder:
                 ingress=ingress,
             )  # fmt: skip
         log.warning("%s failed while handling a forwarded request: %r", peer.name, exc)
-        return json_error(
-            502,
-            f"the owner of this request ({peer.name}) failed while handling it; it may or may "
-            "not have been applied (retry with an idempotency key to be safe)",
-            ingress=ingress,
-        )
+        raise ConnectionAbortedError(f"{peer.name} failed while handling a forwarded request")
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from perdure.server.partitions import DEFAULT_PARTITIONS
+
 LAYOUT_FILE = "workers.json"
 SINGLE_STORE = "perdure.sqlite3"
 
@@ -24,40 +26,55 @@ def worker_dir(data_dir: Path, index: int) -> Path:
     return data_dir / f"worker-{index}"
 
 
-def recorded_workers(data_dir: Path) -> int:
-    """How many workers the data directory was created for (1 when not recorded)."""
+def recorded(data_dir: Path) -> tuple[int, int | None]:
+    """How many workers and partitions the data directory was created for ((1, None) when not
+    recorded: a single store, or a new directory)."""
     try:
         data = json.loads((data_dir / LAYOUT_FILE).read_text())
     except FileNotFoundError:
-        return 1
+        return 1, None
     except (OSError, ValueError) as exc:
         raise LayoutError(f"cannot read {data_dir / LAYOUT_FILE}: {exc}") from None
     workers = data.get("workers") if isinstance(data, dict) else None
-    if not isinstance(workers, int) or workers < 1:
+    partitions = data.get("partitions") if isinstance(data, dict) else None
+    if not isinstance(workers, int) or workers < 1 or not isinstance(partitions, int):
         raise LayoutError(f"{data_dir / LAYOUT_FILE} is damaged: no worker count in it")
-    return workers
+    return workers, partitions
 
 
-def claim(data_dir: Path, workers: int) -> None:
-    """Check that ``data_dir`` fits ``workers`` (recording it for a new directory), or raise."""
-    recorded = recorded_workers(data_dir)
+def claim(data_dir: Path, workers: int, partitions: int | None = None) -> int | None:
+    """Check that ``data_dir`` fits ``workers`` (recording it, with the partition count, for a
+    new directory), or raise; returns the partition count the workers' stores use (None with
+    one worker: its store keeps its own)."""
+    recorded_workers, recorded_partitions = recorded(data_dir)
     single = (data_dir / SINGLE_STORE).exists()
     if workers == 1:
-        if recorded > 1:
+        if recorded_workers > 1:
             raise LayoutError(
-                f"the data directory {data_dir} was created with --workers {recorded}; start it "
-                f"with --workers {recorded} (its partitions are split that way)"
+                f"the data directory {data_dir} was created with --workers {recorded_workers}; "
+                f"start it with --workers {recorded_workers} (its partitions are split that way)"
             )
-        return
-    if recorded != workers and (recorded > 1 or single):
+        return None
+    if recorded_workers != workers and (recorded_workers > 1 or single):
         raise LayoutError(
-            f"the data directory {data_dir} was created with --workers {recorded}; start it "
-            f"with --workers {recorded} (its partitions are split that way), or use a new "
-            "data directory"
+            f"the data directory {data_dir} was created with --workers {recorded_workers}; "
+            f"start it with --workers {recorded_workers} (its partitions are split that way), "
+            "or use a new data directory"
         )
-    if recorded == 1:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = data_dir / LAYOUT_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"workers": workers}) + "\n")
-        tmp.replace(path)
+    if recorded_partitions is not None:
+        if partitions is not None and partitions != recorded_partitions:
+            raise LayoutError(
+                f"the data directory {data_dir} was created with {recorded_partitions} "
+                f"partitions, not {partitions}: drop --partitions (or pass --partitions "
+                f"{recorded_partitions}), or use a new data directory"
+            )
+        return recorded_partitions
+    count = partitions if partitions is not None else DEFAULT_PARTITIONS
+    if count < workers:
+        raise LayoutError(f"--workers {workers} needs at least as many partitions, not {count}")
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir / LAYOUT_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"workers": workers, "partitions": count}) + "\n")
+    tmp.replace(path)
+    return count

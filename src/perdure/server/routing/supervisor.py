@@ -89,13 +89,14 @@ class Supervisor:
     async def run(self, stop: asyncio.Event | None = None) -> int:
         """Run the workers until ``stop`` is set (or SIGTERM/SIGINT); 0, or 1 when a worker
         could not start."""
-        claim(self.config.data_dir, self.count)
+        partitions = claim(self.config.data_dir, self.count, self.config.partitions)
+        assert partitions is not None  # recorded for N > 1
         loop = asyncio.get_running_loop()
         if stop is None:
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-        workers = self._prepare()
+        workers = self._prepare(partitions)
         log.info(
             "perdure server listening: ingress http://%s, admin http://%s, data %s, %d workers",
             self.config.ingress_bind, self.config.admin_bind,
@@ -124,7 +125,7 @@ class Supervisor:
         log.info("stopped")
         return 0
 
-    def _prepare(self) -> list[_Worker]:
+    def _prepare(self, partitions: int) -> list[_Worker]:
         ingress, admin = listen(self.config.ingress_bind), listen(self.config.admin_bind)
         self._sockets += [ingress, admin]
         own = []
@@ -150,7 +151,7 @@ class Supervisor:
                     },
                     secret=secret,
                     supervisor_pid=os.getpid(),
-                    partition_count=self.config.partitions or 16,
+                    partition_count=partitions,
                 ),
             )
             for i in range(self.count)

@@ -26,7 +26,8 @@ from perdure.server.routing.admin import AdminRouting
 from perdure.server.routing.forwarding import Forwarder
 from perdure.server.routing.layout import worker_dir
 from perdure.server.routing.registry_sync import RegistrySync
-from perdure.server.routing.router import Peer, StaticRouter
+from perdure.server.routing.router import Peer, StaticRouter, worker_partitions
+from perdure.server.routing.transport import HttpTransport, receive
 from perdure.server.runtime import Runtime
 
 SPEC_ENV = "PERDURE_WORKER_SPEC"
@@ -82,6 +83,10 @@ class WorkerSpec:
     def socket(self, name: str) -> socket.socket:
         return socket.socket(fileno=self.fds[name])
 
+    @property
+    def owned(self) -> frozenset[int]:
+        return worker_partitions(self.index, len(self.peers), self.partition_count)
+
     def data_dir(self, data_dir: Path) -> Path:
         return worker_dir(data_dir, self.index)
 
@@ -113,12 +118,19 @@ class WorkerRouting:
     def wire(
         cls, runtime: Runtime, spec: WorkerSpec, stores: list[str], admin_token: str | None
     ) -> WorkerRouting:
-        router = StaticRouter(spec.index, spec.peers, spec.partition_count)
+        engine = runtime.engine
+        router = StaticRouter(spec.index, spec.peers, engine.partitions.count)
         forwarder = Forwarder(router, name=spec.name, secret=spec.secret, admin_token=admin_token)
-        registry = RegistrySync(runtime.engine, forwarder, router.leader)
+        registry = RegistrySync(engine, forwarder, router.leader)
+        engine.transport = HttpTransport(forwarder)
         runtime.ingress.route = lambda pk, request: forwarder.route(pk, request, ingress=True)
         runtime.admin.routing = AdminRouting(
-            runtime.engine, runtime.invoker, forwarder, registry, stores=stores
+            engine,
+            runtime.invoker,
+            forwarder,
+            registry,
+            stores=stores,
+            receive_messages=lambda p, request: receive(engine, p, request),
         )
         return cls(forwarder, registry)
 
