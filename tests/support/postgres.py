@@ -23,6 +23,9 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.support.processes import free_port
 
@@ -131,3 +134,25 @@ def shared_server() -> PostgresServer:
         _shared.append(_stack.enter_context(PostgresServer.start()))
         atexit.register(_stack.close)
     return _shared[0]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The session's throwaway PostgreSQL server (import this fixture into a conftest)."""
+    return shared_server()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres.create_database()
+
+
+def table_rows(db: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every replicated table of a SQLite store's connection, rows sorted (to compare stores)."""
+    from perdure.server.storage.oplog import KEY_LENGTHS
+
+    return {
+        table: sorted(tuple(row) for row in db.execute(f"SELECT * FROM {table}").fetchall())
+        for table in KEY_LENGTHS
+    }

@@ -151,6 +151,8 @@ class Store:
 
     def commit(self) -> bool:
         if not self._in_tx:
+            if self.oplog is not None:  # writes outside a batch were autocommitted
+                self.oplog.commit()
             return False
         self._in_tx = False
         self._events = 0
