@@ -22,6 +22,7 @@ from perdure.server.cluster.router import ClusterForwarder, LeaseRouter
 from perdure.server.routing.admin import AdminRouting
 from perdure.server.routing.registry_sync import RegistrySync
 from perdure.server.routing.router import Peer
+from perdure.server.routing.transport import HttpTransport, receive
 
 log = logging.getLogger("perdure.server.cluster")
 NODE_NAME_ENV = "PERDURE_NODE_NAME"
@@ -97,10 +98,17 @@ class ClusterRouting:
         forwarder = ClusterForwarder(
             router, name=node.name, secret=node.secret, admin_token=admin_token
         )
-        registry = ClusterRegistrySync(router, runtime.engine, forwarder, None)
+        engine = runtime.engine
+        registry = ClusterRegistrySync(router, engine, forwarder, None)
+        engine.transport = HttpTransport(forwarder)
         runtime.ingress.route = lambda pk, request: forwarder.route(pk, request, ingress=True)
         runtime.admin.routing = AdminRouting(
-            runtime.engine, runtime.invoker, forwarder, registry, stores=()
+            engine,
+            runtime.invoker,
+            forwarder,
+            registry,
+            stores=(),
+            receive_messages=lambda p, request: receive(engine, p, request),
         )
         runtime.admin.cluster = node
         return cls(node, forwarder, registry)
