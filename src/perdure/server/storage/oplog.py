@@ -34,6 +34,9 @@ KEY_LENGTHS: dict[str, int] = {
     "promises": 4,
     "promise_listeners": 6,
     "state_edits": 2,
+    "outbox": 2,
+    "outbox_seq": 1,
+    "dedup": 2,
     "deployments": 1,
     "services": 1,
 }

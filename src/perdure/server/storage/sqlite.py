@@ -625,13 +625,15 @@ class Store:
         row = self.db.execute("SELECT seq FROM outbox_seq WHERE pk = ?", (pk,)).fetchone()
         seq = (0 if row is None else int(row[0])) + 1
         self.db.execute("INSERT OR REPLACE INTO outbox_seq (pk, seq) VALUES (?, ?)", (pk, seq))
+        if self.oplog is not None:
+            self.oplog.put("outbox_seq", (pk, seq))
         return seq
 
     def add_outbox(self, source_pk: int, seq: int, target: int, message: bytes) -> None:
-        self.db.execute(
-            "INSERT INTO outbox (pk, seq, target, message) VALUES (?, ?, ?, ?)",
-            (sql_pk(source_pk), seq, target, message),
-        )
+        row = (sql_pk(source_pk), seq, target, message)
+        self.db.execute("INSERT INTO outbox (pk, seq, target, message) VALUES (?, ?, ?, ?)", row)
+        if self.oplog is not None:
+            self.oplog.put("outbox", row, fresh=True)
 
     def read_outbox(
         self, source_pk: int, target: int | None = None
@@ -646,9 +648,11 @@ class Store:
 
     def delete_outbox(self, source_pk: int, seqs: Iterable[int]) -> None:
         pk = sql_pk(source_pk)
-        self.db.executemany(
-            "DELETE FROM outbox WHERE pk = ? AND seq = ?", [(pk, seq) for seq in seqs]
-        )
+        keys = [(pk, seq) for seq in seqs]
+        self.db.executemany("DELETE FROM outbox WHERE pk = ? AND seq = ?", keys)
+        if self.oplog is not None:
+            for key in keys:
+                self.oplog.delete("outbox", key)
 
     def dedup_seq(self, pk: int, source: int) -> int:
         row = self.db.execute(
@@ -657,10 +661,10 @@ class Store:
         return 0 if row is None else int(row[0])
 
     def set_dedup_seq(self, pk: int, source: int, seq: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO dedup (pk, source, seq) VALUES (?, ?, ?)",
-            (sql_pk(pk), source, seq),
-        )
+        row = (sql_pk(pk), source, seq)
+        self.db.execute("INSERT OR REPLACE INTO dedup (pk, source, seq) VALUES (?, ?, ?)", row)
+        if self.oplog is not None:
+            self.oplog.put("dedup", row)
 
     # -- deployments and services --------------------------------------------------------------
 

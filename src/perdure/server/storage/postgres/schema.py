@@ -100,6 +100,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             new_state TEXT NOT NULL, version TEXT,
             PRIMARY KEY (pk, seq))""",
     ),
+    # 4: messages between partitions (outbox, outbox_seq, dedup)
+    (
+        """CREATE TABLE outbox (
+            pk BIGINT NOT NULL, seq BIGINT NOT NULL, target BIGINT NOT NULL,
+            message BYTEA NOT NULL,
+            PRIMARY KEY (pk, seq))""",
+        """CREATE TABLE outbox_seq (
+            pk BIGINT NOT NULL, seq BIGINT NOT NULL,
+            PRIMARY KEY (pk))""",
+        """CREATE TABLE dedup (
+            pk BIGINT NOT NULL, source BIGINT NOT NULL, seq BIGINT NOT NULL,
+            PRIMARY KEY (pk, source))""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -75,7 +75,7 @@ class PostgresStore(Store):
         fence: Fence | None = None,
     ) -> None:
         self.url = url
-        self.partition_count = partitions
+        self.partition_total = partitions
         self._pg: Any = _connect(url)
         try:
             migrate(self._pg)
@@ -116,7 +116,7 @@ class PostgresStore(Store):
         upserts: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         deletes: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         touched: set[int] = set()
-        count = self.partition_count
+        count = self.partition_total
         for (table, key), change in changes.items():
             if table not in UNPARTITIONED:
                 touched.add(((key[0] % _U64) * count) >> 64)
@@ -198,7 +198,7 @@ class PostgresStore(Store):
         shipped yet (the node lost them: a new owner's data wins). Blocking, like
         ``load_partitions``; the engine must have released them first."""
         ps = frozenset(ps)
-        count = self.partition_count
+        count = self.partition_total
         oplog = self.oplog
         assert oplog is not None
         dropped = oplog.forget(
@@ -232,7 +232,7 @@ class PostgresStore(Store):
         if ps is None:
             where, args = "TRUE", list[int]()
         elif ps:
-            where, args = _pk_ranges(ps, self.partition_count)
+            where, args = _pk_ranges(ps, self.partition_total)
         else:
             where, args = "FALSE", []
         local_where = where.replace("%s", "?")
