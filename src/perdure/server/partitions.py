@@ -74,4 +74,4 @@ class PartitionMap:
     def random_key(self, p: int) -> int:
         """A random partition key of partition ``p`` (an unkeyed invocation placed in ``p``)."""
         keys = self.key_range(p)
-        return keys.start + int.from_bytes(os.urandom(8), "big") % len(keys)
+        return keys.start + int.from_bytes(os.urandom(8), "big") % (keys.stop - keys.start)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionCountMismatch, check_count
 from perdure.server.storage.oplog import KEY_LENGTHS, UNPARTITIONED, Change, Key, OpLog
 from perdure.server.storage.postgres.fence import FENCED_SQLSTATE, Fence, Fenced, WriterFence
 from perdure.server.storage.postgres.schema import migrate
@@ -33,8 +34,8 @@ from perdure.server.storage.sqlite import Store
 
 log = logging.getLogger("perdure.server.storage.postgres")
 
-DEFAULT_PARTITIONS = 16
 _U64 = 1 << 64
+_META_LOCK = 0x70657265  # pg_advisory_xact_lock key while the partition count is settled
 _LOAD_CHUNK = 2000
 """Rows per working-copy transaction when loading: the engine's batches wait at most that long."""
 
@@ -79,6 +80,9 @@ class PostgresStore(Store):
         self._pg: Any = _connect(url)
         try:
             migrate(self._pg)
+            row = self._pg.execute("SELECT value FROM meta WHERE key = 'partitions'").fetchone()
+            if row is not None:  # the store's own count wins (partition_count checks a request)
+                self.partition_total = int(row[0])
             self.columns = _columns(self._pg)
             self.fence: Fence = fence if fence is not None else WriterFence(self._pg)
             for suffix in ("", "-wal", "-shm"):  # the working copy is rebuilt, never trusted
@@ -93,6 +97,24 @@ class PostgresStore(Store):
         except BaseException:
             self._pg.close()
             raise
+
+    def partition_count(self, requested: int | None, default: int) -> int:
+        """The store's partition count, kept in PostgreSQL's meta (set at the first start);
+        ``PartitionCountMismatch`` when ``requested`` differs from it."""
+        with self._pg.transaction():
+            self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_META_LOCK,))
+            row = self._pg.execute("SELECT value FROM meta WHERE key = 'partitions'").fetchone()
+            if row is not None:
+                count = int(row[0])
+                if requested is not None and requested != count:
+                    raise PartitionCountMismatch(count, requested)
+            else:
+                count = check_count(requested if requested is not None else default)
+                self._pg.execute(
+                    "INSERT INTO meta (key, value) VALUES ('partitions', %s)", (str(count),)
+                )
+        self.partition_total = count
+        return super().partition_count(count, default)  # the working copy's meta agrees
 
     # -- durability -----------------------------------------------------------------------------
 
@@ -155,13 +177,13 @@ class PostgresStore(Store):
     def _delete_sql(self, table: str) -> str:
         key = self.columns[table][: KEY_LENGTHS[table]]
         names = ", ".join(name for name, _ in key)
-        arrays = ", ".join(f"%s::{ty}[]" for _, ty in key)
+        arrays = ", ".join(f"%b::{ty}[]" for _, ty in key)
         return f"DELETE FROM {table} WHERE ({names}) IN (SELECT * FROM unnest({arrays}))"
 
     def _upsert_sql(self, table: str) -> str:
         columns = self.columns[table]
         names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"%s::{ty}[]" for _, ty in columns)
+        arrays = ", ".join(f"%b::{ty}[]" for _, ty in columns)
         key = ", ".join(name for name, _ in columns[: KEY_LENGTHS[table]])
         rest = [name for name, _ in columns[KEY_LENGTHS[table] :]]
         action = (
