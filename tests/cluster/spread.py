@@ -1,6 +1,11 @@
 """The chaos workload (tests/chaos/workload.py) spread over the nodes of a cluster: each request
 goes to a node picked at random among those not known to be down, so every node's ingress takes
-calls, sends, attaches and awakeable completions for partitions owned anywhere."""
+calls, sends, attaches and awakeable completions for partitions owned anywhere.
+
+A 503 from a node's ingress means that nothing was applied anywhere (the owner could not be
+reached, or the partition is between owners): the workload treats it like a connection that could
+not be opened and sends the request again (the exchange is still recorded, so a 503 outside a
+fault's window fails the run)."""
 
 from __future__ import annotations
 
@@ -23,4 +28,27 @@ class SpreadWorkload(Workload):
     ) -> tuple[httpx.Response | None, bool]:
         urls = self._ingresses()
         base = urls[self.random.randrange(len(urls))] if urls else "http://127.0.0.1:9"
-        return await super().exchange(method, base + path, **kw)
+        resp, sent = await super().exchange(method, base + path, **kw)
+        if resp is not None and resp.status_code == 503:
+            return None, False
+        return resp, sent
+
+
+def union_query(admins: Callable[[], Sequence[str]]) -> Callable[..., Any]:
+    """A stand-in for tests.chaos.checks.query that asks ``/query`` of every live node and
+    merges the rows by ``id``: each node answers for the partitions it owns, which together
+    are the whole cluster (also right once ``/query`` covers the cluster on every node)."""
+
+    async def query(_admin: httpx.AsyncClient, sql: str) -> list[dict[str, Any]]:
+        rows: dict[Any, dict[str, Any]] = {}
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            for admin in admins():
+                resp = await http.post(
+                    f"{admin}/query", json={"query": sql}, headers={"accept": "application/json"}
+                )
+                resp.raise_for_status()
+                for row in resp.json()["rows"]:
+                    rows[row.get("id", len(rows))] = row
+        return list(rows.values())
+
+    return query

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -44,6 +45,7 @@ from perdure.server.api.targets import (
     parse_invocation_id,
     parse_target_body,
 )
+from perdure.server.engine.messages import NotOwned
 from perdure.server.engine.requests import InvokeRequest
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
@@ -161,6 +163,10 @@ class Ingress:
             response = await self.handle(request)
         except ConnectionAbortedError:
             raise  # a forwarded request whose owner died: the client sees a broken connection
+        except NotOwned as exc:  # nothing applied: the partition moved away meanwhile (cluster)
+            response = error(503, f"{exc}: it is moving between owners; retry")
+            response = Response(response.status, response.body,
+                                [*response.headers, ("retry-after", "1")])  # fmt: skip
         except Exception as exc:
             # The last resort: no input should get here (each is answered 4xx before), and the
             # client sees what kind of failure it was, never a traceback.
@@ -292,6 +298,8 @@ class Ingress:
             )
         if self.route is not None:
             pk = _partition_key(service, handler, key, idempotency_key)
+            if pk is None and not self.engine.owned:  # a node with no partitions (yet): any will do
+                pk = int.from_bytes(os.urandom(8), "big")
             if pk is not None and (forwarded := await self.route(pk, request)) is not None:
                 return forwarded
         path_and_query = request.raw_path + (
