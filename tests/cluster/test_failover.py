@@ -81,13 +81,17 @@ async def _run_and_verify(
         await asyncio.sleep(2.0)
     finally:
         workload.stop()
+        stopped = time.monotonic()
         await asyncio.wait(actors, timeout=STUCK_TIMEOUT)
+        print(f"settled in {time.monotonic() - stopped:.1f}s; still in flight: "
+              f"{list(workload.in_flight.values())}")  # fmt: skip
     for task in actors:
         task.cancel()
     await asyncio.gather(*actors, return_exceptions=True)
     await workload.close()
     live = next(n for n in c.nodes if n.alive())
     checks.query = union_query(lambda: [n.admin for n in c.nodes if n.alive()])  # type: ignore[assignment]
+    verifying = time.monotonic()
     verdict = await verify(
         ingress=live.ingress,
         admin_url=live.admin,
@@ -97,6 +101,7 @@ async def _run_and_verify(
         ledger_path=deployment.ledger,
         stuck_timeout=STUCK_TIMEOUT,
     )
+    print(f"verified in {time.monotonic() - verifying:.1f}s")
     summary = (
         f"requests {len(workload.requests)}, accepted {verdict.accepted}, unknown "
         f"{verdict.unknown}, invocations {verdict.invocations}; lost {verdict.lost[:5]}, "

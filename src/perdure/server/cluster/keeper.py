@@ -9,7 +9,9 @@ what changed through callbacks, called on the keeper's thread:
 * ``lost(partitions)``: another node took them over (this one was paused or cut off past its
   lease); its writes to them are fenced anyway;
 * ``give_back(partitions)``: surplus to hand over; returns once the node has stopped them and
-  everything it wrote for them is durable (False: not now); only then is the lease released.
+  everything it wrote for them is durable (False: not now); only then is the lease released;
+* ``renewed(began)``: every lease held was renewed by a tick that began at ``began``
+  (monotonic): the node's leases are sure until ``began`` + TTL (see ``gate``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,10 +48,12 @@ class LeaseKeeper:
         gained: Callable[[dict[int, int]], None],
         lost: Callable[[set[int]], None],
         give_back: Callable[[list[int]], bool],
+        renewed: Callable[[float], None] | None = None,
     ) -> None:
         self.table = table
         self.timing = timing
         self._gained, self._lost, self._give_back = gained, lost, give_back
+        self._renewed = renewed
         self.held: dict[int, int] = {}
         self.view: ClusterView | None = None
         self.view_changed = threading.Condition()
@@ -88,13 +93,15 @@ class LeaseKeeper:
             self._stop.wait(self.timing.interval)
 
     def tick(self) -> None:
+        began = time.monotonic()
         renewed, view = self.table.tick(self.held)
         lost = set(self.held) - renewed
         if lost:
-            log.warning("leases of partitions %s were taken over; dropping them", sorted(lost))
             for p in lost:
                 del self.held[p]
             self._lost(lost)
+        elif self._renewed is not None:
+            self._renewed(began)
         self._publish(view)
         todo = plan(view, self.table.me.name, self.held)
         moved = False

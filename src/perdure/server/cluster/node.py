@@ -25,11 +25,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from perdure.server.cluster.fencing import LeaseFence
+from perdure.server.cluster.gate import LeaseClock, LeaseGate
 from perdure.server.cluster.keeper import LeaseKeeper, Timing
 from perdure.server.cluster.leases import ClusterView, LeaseTable, NodeAddress
+
+if TYPE_CHECKING:
+    from perdure.server.engine.driver import AttemptRunner
 
 log = logging.getLogger("perdure.server.cluster")
 EXIT_LOST = 75
@@ -82,12 +86,16 @@ class ClusterNode:
         self.secret = ""
         """The cluster's peer secret (read at ``start``)."""
         self.table = LeaseTable(dsn, address, self.timing.ttl)
+        self.lease_clock = LeaseClock(self.timing.ttl)
+        self.gate: LeaseGate | None = None
+        """Set by ``guard``: the engine's attempt runner behind the lease clock."""
         self.keeper = LeaseKeeper(
             self.table,
             self.timing,
             gained=self._gained,
             lost=self._lost,
             give_back=self._give_back,
+            renewed=self._renewed,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._moves: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
@@ -100,6 +108,11 @@ class ClusterNode:
     @property
     def view(self) -> ClusterView | None:
         return self.keeper.view
+
+    def guard(self, runner: AttemptRunner) -> LeaseGate:
+        """``runner`` (the engine's invoker) behind the lease gate; the engine gets the gate."""
+        self.gate = LeaseGate(runner, self.lease_clock)
+        return self.gate
 
     async def setup(self) -> None:
         """Create the cluster's tables if missing and read the peer secret."""
@@ -147,6 +160,11 @@ class ClusterNode:
         self._loop.call_soon_threadsafe(self._moves.put_nowait, move)
 
     # -- called on the keeper's thread ---------------------------------------------------------
+
+    def _renewed(self, began: float) -> None:
+        self.lease_clock.renewed(began)
+        if self.gate is not None and self._loop is not None:
+            self.gate.confirm_soon(self._loop)
 
     def _gained(self, won: dict[int, int]) -> None:
         for p, epoch in won.items():

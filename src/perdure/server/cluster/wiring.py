@@ -141,6 +141,7 @@ async def join(runtime: Any, config: Any, fence: LeaseFence) -> ClusterRouting:
         timing=settings.timing,
     )
     await node.setup()
+    engine.invoker = node.guard(runtime.invoker)
     routing = ClusterRouting.wire(runtime, node, config.protection.admin_token)
     await routing.start()
     log.info(
