@@ -83,8 +83,8 @@ async def _run_and_verify(
         workload.stop()
         stopped = time.monotonic()
         await asyncio.wait(actors, timeout=STUCK_TIMEOUT)
-        print(f"settled in {time.monotonic() - stopped:.1f}s; still in flight: "
-              f"{list(workload.in_flight.values())}")  # fmt: skip
+        print(f"settled in {time.monotonic() - stopped:.1f}s")
+    stuck_requests = list(workload.in_flight.values())
     for task in actors:
         task.cancel()
     await asyncio.gather(*actors, return_exceptions=True)
@@ -108,6 +108,7 @@ async def _run_and_verify(
         f"duplicated {verdict.duplicated[:5]}, stuck {verdict.stuck[:5]}, wrong "
         f"{verdict.wrong[:5]}, errors outside windows {verdict.errors_outside_windows[:5]}"
     )
+    assert not stuck_requests, f"requests without an answer: {stuck_requests}"
     assert verdict.invocations > 50, summary
     assert verdict.ok, summary
     with httpx.Client(timeout=30.0) as http:  # the sleepers completed, timers kept

@@ -335,7 +335,10 @@ class Ingress:
                 outcome.invocation_id, outcome.result, handler, expires_at=outcome.expires_at
             )
         waiter = engine.wait_for(outcome.invocation_id)
-        result, _ = await waiter
+        try:
+            result, _ = await waiter
+        except NotOwned:
+            return await self._attach_at_owner(outcome.invocation_id)
         return result_response(outcome.invocation_id, result, handler)
 
     # -- attach, output and lookup -------------------------------------------------------------
@@ -438,8 +441,23 @@ class Ingress:
             return result_response(invocation_id, inv.result, handler, expires_at=inv.expires_at)
         if mode == "output":
             return error(470, "the invocation exists but has not completed yet")
-        result, _ = await engine.wait_for(invocation_id)
+        try:
+            result, _ = await engine.wait_for(invocation_id)
+        except NotOwned:
+            return await self._attach_at_owner(invocation_id)
         return result_response(invocation_id, result, handler)
+
+    async def _attach_at_owner(self, invocation_id: InvocationId) -> Response:
+        """The invocation's partition moved to another process while a request waited for its
+        result here: attach to it there (its answer has the same shape)."""
+        path = f"/restate/invocation/{invocation_id}/attach"
+        attach = Request("GET", path, path, "", [], b"")
+        if self.route is not None and (
+            answer := await self.route(invocation_id.partition_key, attach)
+        ):
+            return answer
+        return error(503, "the invocation's partition is moving between owners; attach to "
+                          f"{invocation_id} to get its result")  # fmt: skip
 
     # -- awakeables ----------------------------------------------------------------------------
 
