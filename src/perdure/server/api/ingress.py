@@ -6,6 +6,7 @@ status codes, headers (``x-restate-id``, ``x-restate-error-source``) and JSON er
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -64,6 +65,10 @@ def error(status: int, message: str, *, source: str = "ingress",
         {"code": status, "message": message, "source": source},
         [("x-restate-error-source", source), *(headers or [])],
     )
+
+
+ATTACH_AFTER_MOVE_TIMEOUT = 60.0
+"""Seconds a request keeps looking for the new owner of its invocation's partition."""
 
 
 def internal_error(exc: Exception) -> str:
@@ -449,15 +454,19 @@ class Ingress:
 
     async def _attach_at_owner(self, invocation_id: InvocationId) -> Response:
         """The invocation's partition moved to another process while a request waited for its
-        result here: attach to it there (its answer has the same shape)."""
+        result here: attach to it wherever it is now (the answer has the same shape). The
+        invocation exists, so a 503 (the partition between owners) is retried here, never
+        passed on: a client would take it for "nothing applied" and send the request again."""
         path = f"/restate/invocation/{invocation_id}/attach"
         attach = Request("GET", path, path, "", [], b"")
-        if self.route is not None and (
-            answer := await self.route(invocation_id.partition_key, attach)
-        ):
-            return answer
-        return error(503, "the invocation's partition is moving between owners; attach to "
-                          f"{invocation_id} to get its result")  # fmt: skip
+        deadline = asyncio.get_running_loop().time() + ATTACH_AFTER_MOVE_TIMEOUT
+        while True:
+            answer = await self.handle(attach)
+            if answer.status != 503 or asyncio.get_running_loop().time() > deadline:
+                return (
+                    answer if answer.status != 503 else Response(504, answer.body, answer.headers)
+                )
+            await asyncio.sleep(0.25)
 
     # -- awakeables ----------------------------------------------------------------------------
 
