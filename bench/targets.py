@@ -46,8 +46,13 @@ STACKS: dict[str, Stack] = {
         Stack("perdure", "perdure", "perdure", "perdure server + perdure SDK"),
         Stack("official-perdure-sdk", "official", "perdure", "official server + perdure SDK"),
         Stack("dev", "dev", "perdure", "perdure dev (server and services in one process)"),
-        Stack("perdure-postgres", "perdure", "perdure",
-              "perdure server on PostgreSQL + perdure SDK", store="postgres"),  # fmt: skip
+        Stack(
+            "perdure-postgres",
+            "perdure",
+            "perdure",
+            "perdure server on PostgreSQL + perdure SDK",
+            store="postgres",
+        ),
     ]
 }
 BASELINE = "official"

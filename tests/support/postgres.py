@@ -63,6 +63,7 @@ class PostgresServer:
     port: int
     bin: Path
     runas: list[str]
+    _options: str = ""
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -88,18 +89,26 @@ class PostgresServer:
         try:
             server._run("initdb", "-D", str(root / "data"), "-U", USER, "--auth=trust",
                         "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
-            options = (
+            server._options = (
                 f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=on "
                 "-c max_connections=300 -c shared_preload_libraries=pg_stat_statements "
                 "-c pg_stat_statements.track=all"
             )
             server._run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"),
-                        "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+                        "-o", server._options, "-w", "-t", "60", "start")  # fmt: skip
             yield server
         finally:
             with contextlib.suppress(subprocess.CalledProcessError):
                 server._run("pg_ctl", "-D", str(root / "data"), "-m", "immediate", "-w", "stop")
             shutil.rmtree(root, ignore_errors=True)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: every connection is cut); ``resume`` starts it again."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"),
+                  "-o", self._options, "-w", "-t", "60", "start")  # fmt: skip
 
     def _run(self, program: str, *args: str) -> None:
         subprocess.run([*self.runas, str(self.bin / program), *args], check=True,

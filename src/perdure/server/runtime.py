@@ -42,7 +42,9 @@ def _postgres(
     cluster node (None: one writer per database)."""
     from perdure.server.storage.postgres import PostgresStore  # noqa: PLC0415 (optional driver)
 
-    return PostgresStore(url, working_copy, owned=owned, fence=fence)
+    # A fenced commit ends the process, single node or cluster node alike: a lease (or the
+    # store) moved on while this process was stalled; a restart joins again clean.
+    return PostgresStore(url, working_copy, owned=owned, fence=fence, exit_when_fenced=True)
 
 
 class RegistrationError(Exception):

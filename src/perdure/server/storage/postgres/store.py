@@ -16,10 +16,14 @@ Deployments and services are cluster-wide: loaded at start (``load_metadata`` re
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import sqlite3
+import tempfile
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +34,8 @@ from perdure.server.storage.oplog import KEY_LENGTHS, UNPARTITIONED, Change, Key
 from perdure.server.storage.postgres.fence import FENCED_SQLSTATE, Fence, Fenced, WriterFence
 from perdure.server.storage.postgres.schema import migrate
 from perdure.server.storage.postgres.url import redact
+from perdure.server.storage.query import QueryError, run_query
+from perdure.server.storage.schema import migrate as migrate_sqlite
 from perdure.server.storage.sqlite import Store
 
 log = logging.getLogger("perdure.server.storage.postgres")
@@ -64,7 +70,9 @@ class PostgresStore(Store):
     ``working_copy`` (a file it owns: replaced at start), durability in PostgreSQL at ``url``.
 
     ``owned``: the partitions to load at start (None: all of them, a single node); ``fence``:
-    the commit check (None: ``WriterFence``, one writer per database)."""
+    the commit check (None: ``WriterFence``, one writer per database); ``exit_when_fenced``: a
+    fenced commit ends the process at once (a single-node server whose store another server took
+    over: nothing it still holds may be written, and it must not go on answering)."""
 
     def __init__(
         self,
@@ -74,8 +82,10 @@ class PostgresStore(Store):
         partitions: int = DEFAULT_PARTITIONS,
         owned: Iterable[int] | None = None,
         fence: Fence | None = None,
+        exit_when_fenced: bool = False,
     ) -> None:
         self.url = url
+        self.exit_when_fenced = exit_when_fenced
         self.partition_total = partitions
         self._pg: Any = _connect(url)
         try:
@@ -84,6 +94,10 @@ class PostgresStore(Store):
             if row is not None:  # the store's own count wins (partition_count checks a request)
                 self.partition_total = int(row[0])
             self.columns = _columns(self._pg)
+            self._bytea = {
+                table: frozenset(i for i, (_, ty) in enumerate(cols) if ty == "bytea")
+                for table, cols in self.columns.items()
+            }
             self.fence: Fence = fence if fence is not None else WriterFence(self._pg)
             for suffix in ("", "-wal", "-shm"):  # the working copy is rebuilt, never trusted
                 with contextlib.suppress(FileNotFoundError):
@@ -93,6 +107,7 @@ class PostgresStore(Store):
             self.oplog = OpLog()
             self._ship_lock = threading.Lock()
             self.stats = ShipStats()
+            self._complete = owned is None  # the working copy holds every partition
             self._load(self.db, None if owned is None else frozenset(owned), metadata=True)
         except BaseException:
             self._pg.close()
@@ -130,6 +145,27 @@ class PostgresStore(Store):
                 return
             try:
                 self._ship(changes)
+            except Fenced:
+                oplog.restore(changes)
+                if self.exit_when_fenced:
+                    log.critical("another perdure server took over %s: exiting", redact(self.url))
+                    logging.shutdown()
+                    os._exit(EXIT_FENCED)
+                raise
+            except _NulInText:
+                try:  # PostgreSQL text cannot hold NUL: ship those values with U+FFFD instead
+                    log.warning("a text value holds NUL; stored in PostgreSQL with U+FFFD")
+                    self._ship(
+                        {
+                            (table, _without_nul(key)): Change(
+                                None if c.row is None else _without_nul(c.row), c.fresh
+                            )
+                            for (table, key), c in changes.items()
+                        }
+                    )
+                except BaseException:
+                    oplog.restore(changes)
+                    raise
             except BaseException:
                 oplog.restore(changes)
                 raise
@@ -146,44 +182,56 @@ class PostgresStore(Store):
                 deletes[table].append(key)
             else:
                 upserts[table].append(change.row)
+        # One statement writes everything (a data-modifying CTE per table and kind: their keys
+        # are disjoint), so it is sent whole or not at all; the fence's statements before it.
+        # Pipelined without BEGIN/COMMIT, all up to the one Sync is one implicit transaction:
+        # an error in any statement rolls all of it back.
+        # Each table's rows travel as one JSON array of arrays (bytes as hex): json.dumps is C,
+        # where psycopg would build one typed array per column in Python.
+        parts: list[str] = []
+        params: list[str] = []
+        for table in sorted(deletes):
+            parts.append(f"d_{table} AS ({self._delete_sql(table)})")
+            params.append(self._json(table, deletes[table]))
+        for table in sorted(upserts):
+            parts.append(f"u_{table} AS ({self._upsert_sql(table)})")
+            params.append(self._json(table, upserts[table]))
+        write = "WITH " + ", ".join(parts) + " SELECT 1"
         if self._pg is None or self._pg.closed:
             self._pg = _connect(self.url)
         conn = self._pg
         import psycopg  # noqa: PLC0415
 
-        statements = 0
         try:
             with conn.pipeline():
-                conn.execute("BEGIN")
                 self.fence.check(conn, frozenset(touched))
-                for table, keys in deletes.items():
-                    conn.execute(self._delete_sql(table), _transpose(keys, KEY_LENGTHS[table]))
-                    statements += 1
-                for table, rows in upserts.items():
-                    conn.execute(self._upsert_sql(table), _transpose(rows, len(rows[0])))
-                    statements += 1
-                conn.execute("COMMIT")
+                conn.execute(write, params)
         except psycopg.Error as exc:
-            if not conn.closed:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            if getattr(exc, "sqlstate", None) == FENCED_SQLSTATE:
+            sqlstate = getattr(exc, "sqlstate", None)
+            if sqlstate == FENCED_SQLSTATE:
                 raise Fenced(str(exc).strip().splitlines()[0]) from None
+            if sqlstate in _NUL_SQLSTATES or (
+                isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
+            ):
+                raise _NulInText from exc
             if conn.broken:
                 self._pg = None
             raise
-        self.stats.add(len(changes), statements + 3)
+        self.stats.add(len(changes), 2)
 
     def _delete_sql(self, table: str) -> str:
         key = self.columns[table][: KEY_LENGTHS[table]]
         names = ", ".join(name for name, _ in key)
-        arrays = ", ".join(f"%b::{ty}[]" for _, ty in key)
-        return f"DELETE FROM {table} WHERE ({names}) IN (SELECT * FROM unnest({arrays}))"
+        values = ", ".join(_from_json(i, ty) for i, (_, ty) in enumerate(key))
+        return (
+            f"DELETE FROM {table} WHERE ({names}) IN "
+            f"(SELECT {values} FROM json_array_elements(%s::json) AS r)"
+        )
 
     def _upsert_sql(self, table: str) -> str:
         columns = self.columns[table]
         names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"%b::{ty}[]" for _, ty in columns)
+        values = ", ".join(_from_json(i, ty) for i, (_, ty) in enumerate(columns))
         key = ", ".join(name for name, _ in columns[: KEY_LENGTHS[table]])
         rest = [name for name, _ in columns[KEY_LENGTHS[table] :]]
         action = (
@@ -192,9 +240,20 @@ class PostgresStore(Store):
             else "DO NOTHING"
         )
         return (
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) "
+            f"INSERT INTO {table} ({names}) "
+            f"SELECT {values} FROM json_array_elements(%s::json) AS r "
             f"ON CONFLICT ({key}) {action}"
         )
+
+    def _json(self, table: str, rows: list[tuple[Any, ...]]) -> str:
+        """Rows (or keys) as a JSON array of arrays, bytes as hex."""
+        binary = self._bytea[table]
+        if binary:
+            rows = [
+                tuple(v.hex() if i in binary and v is not None else v for i, v in enumerate(row))
+                for row in rows
+            ]
+        return json.dumps(rows, separators=(",", ":"))
 
     def close(self) -> None:
         super().close()
@@ -220,6 +279,7 @@ class PostgresStore(Store):
         shipped yet (the node lost them: a new owner's data wins). Blocking, like
         ``load_partitions``; the engine must have released them first."""
         ps = frozenset(ps)
+        self._complete = False
         count = self.partition_total
         oplog = self.oplog
         assert oplog is not None
@@ -260,35 +320,108 @@ class PostgresStore(Store):
         local_where = where.replace("%s", "?")
         with _connect(self.url) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            for table, columns in self.columns.items():
+            for table in self.columns:
                 partitioned = table not in UNPARTITIONED
                 if not partitioned and not metadata:
                     continue
                 if partitioned and ps is not None and not ps:
                     continue
-                names = ", ".join(name for name, _ in columns)
-                marks = ", ".join("?" * len(columns))
-                insert = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
-                local.execute("BEGIN IMMEDIATE")
                 if partitioned:
                     local.execute(f"DELETE FROM {table} WHERE {local_where}", args)
+                    self._copy(conn, local, table, where, args)
                 else:
                     local.execute(f"DELETE FROM {table}")
-                local.execute("COMMIT")
-                sql = f"SELECT {names} FROM {table}" + (f" WHERE {where}" if partitioned else "")
-                with conn.cursor(binary=True) as cursor:
-                    cursor.execute(sql, args)
-                    while rows := cursor.fetchmany(_LOAD_CHUNK):
-                        local.execute("BEGIN IMMEDIATE")
-                        local.executemany(insert, rows)
-                        local.execute("COMMIT")
+                    self._copy(conn, local, table, "TRUE", [])
         self._raise_sequences(local)
+
+    # -- introspection ----------------------------------------------------------------------------
+
+    def query(
+        self, sql: str, *, live: Iterable[str] = (), timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """``POST /query`` over the whole store. A working copy that holds every partition (a
+        single node) answers it; otherwise the tables the query's views read are copied from
+        one PostgreSQL snapshot into a scratch SQLite file, and the same views, functions and
+        read-only rules run there (so any node sees every partition; the copy costs time in
+        proportion to those tables, within the query's timeout)."""
+        if self._complete:
+            return super().query(sql, live=live, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        words = set(re.findall(r"[a-z_]+", sql.lower()))
+        tables = sorted({t for view, ts in _VIEW_TABLES.items() if view in words for t in ts})
+        fd, scratch = tempfile.mkstemp(
+            prefix="query-", suffix=".sqlite3", dir=os.path.dirname(os.path.abspath(self.path))
+        )
+        os.close(fd)
+        try:
+            local = sqlite3.connect(scratch, isolation_level=None)
+            try:
+                local.execute("PRAGMA journal_mode=OFF")
+                local.execute("PRAGMA synchronous=OFF")
+                migrate_sqlite(local)
+                with _connect(self.url) as conn, conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                                 (str(int(timeout * 1000)),))  # fmt: skip
+                    for table in tables:
+                        self._copy(conn, local, table, "TRUE", [])
+            finally:
+                local.close()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise QueryError(f"the query took longer than {timeout:g}s and was stopped")
+            return run_query(scratch, sql, live=live, timeout=left)
+        finally:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{scratch}{suffix}")
+
+    def _copy(
+        self, conn: Any, local: sqlite3.Connection, table: str, where: str, args: list[int]
+    ) -> None:
+        """Insert ``table``'s rows that ``where`` matches in PostgreSQL into ``local``."""
+        columns = self.columns[table]
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
+        insert = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
+        with conn.cursor(binary=True) as cursor:
+            cursor.execute(f"SELECT {names} FROM {table} WHERE {where}", args)
+            while rows := cursor.fetchmany(_LOAD_CHUNK):
+                local.execute("BEGIN IMMEDIATE")
+                local.executemany(insert, rows)
+                local.execute("COMMIT")
 
     def _raise_sequences(self, local: sqlite3.Connection) -> None:
         """Timer and inbox sequence numbers continue above every loaded row's."""
         timers = int(local.execute("SELECT COALESCE(MAX(seq), 0) FROM timers").fetchone()[0])
         inbox = int(local.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()[0])
         self.raise_sequences(timers, inbox)
+
+
+EXIT_FENCED = 75
+"""The exit status of a server whose store another server took over (``exit_when_fenced``)."""
+_NUL_SQLSTATES = ("22021", "22P05")  # character not in repertoire; unsupported \u0000
+
+
+class _NulInText(Exception):
+    """PostgreSQL refused a text value: it holds NUL (SQLite's text may)."""
+
+
+def _without_nul(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in values)
+
+
+_VIEW_TABLES = {
+    "sys_invocation": ("invocations",),
+    "sys_invocation_status": ("invocations",),
+    "sys_journal": ("journal",),
+    "state": ("state",),
+    "sys_service": ("services", "deployments"),
+    "sys_deployment": ("deployments",),
+    "sys_inbox": ("inbox",),
+    "sys_promise": ("promises",),
+}
+"""The tables each of /query's views reads (storage/query.py)."""
 
 
 class ShipStats:
@@ -320,9 +453,13 @@ def _columns(conn: Any) -> dict[str, list[tuple[str, str]]]:
     return columns
 
 
-def _transpose(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as one list per column (the ``unnest`` arrays)."""
-    return [[row[i] for row in rows] for i in range(width)]
+def _from_json(index: int, pg_type: str) -> str:
+    """Column ``index`` of the JSON array ``r`` as ``pg_type`` (bytea travels as hex)."""
+    if pg_type == "bytea":
+        return f"decode(r->>{index}, 'hex')"
+    if pg_type == "text":
+        return f"r->>{index}"
+    return f"(r->>{index})::{pg_type}"
 
 
 def partition_ranges(ps: Iterable[int], count: int) -> list[tuple[int, int]]:
