@@ -8,27 +8,35 @@ import asyncio
 import json
 import logging
 import random
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from perdure.cli.main import main
-from perdure.protocol import InvocationId, MessageType
+from perdure.protocol import Frame, InvocationId, Manifest, MessageType, partition_key_of
+from perdure.protocol import messages as m
+from perdure.server.engine import registrations
+from perdure.server.engine.driver import Engine
 from perdure.server.engine.messages import (
     AttachMessage,
     InvokeMessage,
     KillMessage,
     MessageError,
     NotifyMessage,
+    NotOwned,
     OutboxMessage,
     SignalMessage,
     decode_messages,
     encode_messages,
 )
+from perdure.server.engine.requests import InvokeRequest
 from perdure.server.partitions import PartitionCountMismatch, PartitionMap
-from perdure.server.records import Result, Status
+from perdure.server.records import DeploymentRecord, Result, Status
+from perdure.server.registry import Registry
 from perdure.server.runtime import Runtime
+from perdure.server.storage import Store
 from tests.server.partition_nodes import (
     PARTITIONS,
     MemoryTransport,
@@ -36,6 +44,9 @@ from tests.server.partition_nodes import (
     completed,
     eventually,
 )
+from tests.server.test_engine_core import MANIFEST, PIN
+
+CORE_MANIFEST = Manifest.from_json(MANIFEST)
 
 # -- the partition map and the messages ---------------------------------------------------------
 
@@ -285,22 +296,172 @@ def test_a_restarted_engine_sends_its_outbox_again_and_nothing_is_applied_twice(
     run_nodes(tmp_path, scenario)
 
 
-def test_acquire_and_release_move_partitions_between_engines(tmp_path: Path) -> None:
+def test_release_stops_a_partition_and_acquire_takes_it_back(tmp_path: Path) -> None:
     async def scenario(nodes: list[Node], transport: MemoryTransport) -> None:
         a, b = nodes
         key = b.key("m")
-        assert a.engine.owned == a.owned and not a.engine.owns(InvocationId.new(
-            PARTITIONS.random_key(next(iter(b.owned)))))  # fmt: skip
-        moved = PARTITIONS.partition_of(InvocationId.for_workflow("x", key).partition_key)
+        moved = PARTITIONS.partition_of(partition_key_of(key))
+        assert a.engine.owned == a.owned and moved not in a.owned
+        sent = await b.post(f"/Sleeper/{key}/nap/send", 400)
+        napping = sent.json()["invocationId"]
+        await eventually(lambda: b.engine.journal(InvocationId.parse(napping))[-1:] != []
+                         and MessageType.SLEEP in [f.type for f in b.engine.journal(
+                             InvocationId.parse(napping))])  # fmt: skip
         await b.engine.release([moved])
-        assert moved not in b.engine.owned
-        refused = await a.post(f"/Counter/{key}/add", 1)  # the ingress of a non-owner
+        assert moved not in b.engine.owned and not b.engine.owns(InvocationId.parse(napping))
+        refused = await b.post(f"/Counter/{key}/add", 1)  # the ingress of a non-owner
         assert refused.status_code >= 500
-        # a would acquire it with the data (the cluster copies it); here a starts it empty
-        await a.engine.acquire([moved])
-        transport.owners[moved] = a.engine
-        assert moved in a.engine.owned
-        response = await a.post(f"/Counter/{key}/add", 5)
+        await asyncio.sleep(0.8)  # the nap is due: nothing fires or completes it meanwhile
+        assert b.invocation(napping).status is not Status.COMPLETED  # type: ignore[union-attr]
+        await b.engine.acquire([moved])
+        assert moved in b.engine.owned
+        await eventually(lambda: b.invocation(napping).status is Status.COMPLETED)  # type: ignore[union-attr]
+        assert json.loads(b.invocation(napping).result.value or b"") == f"slept {key}"  # type: ignore[union-attr]
+        response = await b.post(f"/Counter/{key}/add", 5)
         assert response.json() == 5
 
     run_nodes(tmp_path, scenario)
+
+
+def test_an_engine_runs_only_what_it_owns_until_it_acquires_the_rest(tmp_path: Path) -> None:
+    """One store, first owned in full, then reopened owning half: the other half's timers and
+    invocations wait, and messages to it stay in the outbox, until ``acquire`` (which recovers
+    them and delivers the outbox locally)."""
+
+    async def main_() -> None:
+        transport = MemoryTransport()  # knows no owner: messages to unowned partitions wait
+        path = tmp_path / "node.sqlite3"
+        full = Node(path, PARTITIONS.all, transport)
+        await full.start()
+        half = Node(path, [0, 1], transport)
+        sleeper = next(f"s{n}" for n in range(1000) if not half.owns_key(f"s{n}"))
+        sent = await full.post(f"/Sleeper/{sleeper}/nap/send", 300)
+        napping = sent.json()["invocationId"]
+        await full.stop()
+        half = Node(path, [0, 1], transport)
+        await half.start()
+        try:
+            keys = [half.key("x"), next(f"c{n}" for n in range(99) if not half.owns_key(f"c{n}"))]
+            chained = await half.post(f"/Chain/{keys[0]}/hop/send", keys[1:])
+            await eventually(lambda: any(half.engine.outbox_rows(p) for p in half.owned))
+            await asyncio.sleep(0.6)  # the nap is due, but its partition is not owned
+            assert half.invocation(napping).status is not Status.COMPLETED  # type: ignore[union-attr]
+            assert half.invocation(chained.json()["invocationId"]).status is not Status.COMPLETED  # type: ignore[union-attr]
+            await half.engine.acquire([2, 3])
+            assert half.engine.owned == PARTITIONS.all
+            await eventually(lambda: half.invocation(napping).status is Status.COMPLETED)  # type: ignore[union-attr]
+            await eventually(
+                lambda: (
+                    half.invocation(chained.json()["invocationId"]).status  # type: ignore[union-attr]
+                    is Status.COMPLETED
+                )
+            )
+            assert int(half.state("Chain", keys[1])["hits"]) == 1
+            await eventually(lambda: half.engine.deliveries_pending == 0)
+            assert all(half.engine.outbox_rows(p) == [] for p in PARTITIONS.all)
+        finally:
+            await half.stop()
+
+    asyncio.run(asyncio.wait_for(main_(), 60))
+
+
+class RecordingTransport:
+    """Records deliveries; holds each one until ``hold`` is set."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[int, list[OutboxMessage]]] = []
+        self.hold = asyncio.Event()
+
+    async def deliver(self, target_partition: int, messages: list[OutboxMessage]) -> None:
+        self.deliveries.append((target_partition, messages))
+        await self.hold.wait()
+
+
+def test_a_message_leaves_only_once_the_batch_that_sent_it_is_durable(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = Store(tmp_path / "db", synchronous="FULL")
+        transport = RecordingTransport()
+        engine = Engine(store, Registry(), partitions=PARTITIONS, owned=[0, 1],
+                        transport=transport)  # fmt: skip
+        record = DeploymentRecord("dp_test", "http://x", False, {}, {}, "BIDI_STREAM", 5, 7, None,
+                                  json.dumps(MANIFEST), 0)  # fmt: skip
+        engine.run(lambda core: registrations.add_deployment(core, record, CORE_MANIFEST))
+        keys = {PARTITIONS.partition_of(partition_key_of(f"k{n}")) >= 2: f"k{n}" for n in range(99)}
+        mine, theirs = keys[False], keys[True]
+        caller = engine.run(lambda core: core.invoke(InvokeRequest("Counter", "add", mine)))
+        await engine.durable()
+
+        def call(n: int) -> None:
+            message = m.CallCommand(service_name="Counter", handler_name="add", key=theirs,
+                                    parameter=b"1", invocation_id_notification_idx=n,
+                                    result_completion_id=n + 1)  # fmt: skip
+            frame = Frame.of(message)
+            engine.run(lambda core: core.on_command(caller.invocation_id, frame, PIN))
+
+        call(1)
+        await engine.durable()
+        await eventually(lambda: len(transport.deliveries) == 1)  # in flight, held
+        gate = threading.Event()
+        sync = store.sync
+
+        def gated_sync() -> None:
+            gate.wait(10)
+            sync()
+
+        store.sync = gated_sync  # type: ignore[method-assign]
+        call(3)  # applied and committed, not durable yet
+        durable = engine.durable()
+        transport.hold.set()  # the first is acknowledged; the second must wait for the fsync
+        await asyncio.sleep(0.3)
+        assert len(transport.deliveries) == 1 and not durable.done()
+        source = PARTITIONS.partition_of_id(caller.invocation_id)
+        assert [seq for seq, _, _ in engine.outbox_rows(source)] == [2]
+        gate.set()
+        await durable
+        await eventually(lambda: engine.deliveries_pending == 0)
+        first, second = (messages[0] for _, messages in transport.deliveries)
+        for message, cid in ((first, 2), (second, 4)):
+            assert message.target == PARTITIONS.partition_of(partition_key_of(theirs))
+            assert isinstance(message.body, InvokeMessage) and message.body.key == theirs
+            assert message.body.caller == (caller.invocation_id, cid)
+        assert engine.outbox_rows(source) == []  # acknowledged: deleted
+        notes = [f.message() for f in engine.journal(caller.invocation_id)]
+        ids = [n.invocation_id for n in notes if isinstance(n, m.CallInvocationIdCompletion)]
+        assert ids == [str(first.body.invocation_id), str(second.body.invocation_id)]
+        with pytest.raises(NotOwned):  # a delivery for a partition this engine does not own
+            await engine.accept(first.source, [first])
+        await engine.stop()
+        engine.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_message_that_fails_to_apply_fails_its_invocation_and_blocks_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        engine = Engine(Store(":memory:"), Registry(), partitions=PARTITIONS, owned=[2, 3])
+        record = DeploymentRecord("dp_test", "http://x", False, {}, {}, "BIDI_STREAM", 5, 7, None,
+                                  json.dumps(MANIFEST), 0)  # fmt: skip
+        engine.run(lambda core: registrations.add_deployment(core, record, CORE_MANIFEST))
+        key = next(
+            f"k{n}" for n in range(99) if PARTITIONS.partition_of(partition_key_of(f"k{n}")) == 2
+        )
+        target = engine.run(lambda core: core.invoke(InvokeRequest("Counter", "add", key)))
+        target_id = target.invocation_id
+        broken = OutboxMessage(0, 1, 2, NotifyMessage(target_id, 0x7FFF, b"", "c5"))
+        signal = OutboxMessage(0, 2, 2, SignalMessage(target_id, 17, None, Result(value=b"v")))
+        await engine.accept(0, [broken, signal])
+        await engine.accept(0, [broken, signal])  # again: both dropped as applied
+        inv = engine.invocation(target_id)
+        assert inv is not None and "applying a message" in (inv.last_failure or "")
+        signals = [f for f in engine.journal(target_id) if f.type is MessageType.SIGNAL]
+        assert len(signals) == 1
+        with pytest.raises(MessageError):
+            await engine.accept(1, [signal])  # a message of partition 0 in a delivery from 1
+        await engine.stop()
+        engine.close()
+
+    with caplog.at_level(logging.ERROR, "perdure.server.engine"):
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert "it is dropped" in caplog.text

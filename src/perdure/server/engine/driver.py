@@ -450,10 +450,15 @@ class Engine:
         for message in messages:
             try:
                 self.run(functools.partial(inbound.accept, message=message))
-            except Exception:
+            except Exception as exc:  # contained: its invocation fails, later messages go on
                 log.exception("applying %s failed; it is dropped", message)
+                text = f"internal error applying a message: {type(exc).__name__}: {exc}"
+                target = message.body.invocation_id
                 with contextlib.suppress(Exception):
                     self.run(functools.partial(inbound.skip, message=message))
+                fail = functools.partial(Core.on_internal_error, invocation_id=target, message=text)
+                with contextlib.suppress(Exception):
+                    self.run(fail)
         await self.durable()
 
     def outbox_rows(self, source: int, target: int | None = None) -> list[tuple[int, int, bytes]]:

@@ -9,8 +9,6 @@ the cancel of the same callee, say).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from perdure.server.engine.effects import Outgoing
@@ -20,14 +18,21 @@ if TYPE_CHECKING:
     from perdure.server.engine.core import Core
 
 
-@contextmanager
-def sending_as(core: Core, partition_key: int) -> Iterator[None]:
-    """Messages sent within are sent by the partition of ``partition_key``."""
-    core.senders.append(core.partitions.partition_of(partition_key))
-    try:
-        yield
-    finally:
-        core.senders.pop()
+class sending_as:  # used like a function: ``with sending_as(core, pk):``
+    """Messages sent within are sent by the partition of ``partition_key`` (a plain class, not
+    ``contextlib.contextmanager``: it wraps every command, so it should cost next to nothing)."""
+
+    __slots__ = ("core", "partition")
+
+    def __init__(self, core: Core, partition_key: int) -> None:
+        self.core = core
+        self.partition = core.partitions.partition_of(partition_key)
+
+    def __enter__(self) -> None:
+        self.core.senders.append(self.partition)
+
+    def __exit__(self, *exc: object) -> None:
+        self.core.senders.pop()
 
 
 def sender(core: Core) -> int:
