@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
 
 log = logging.getLogger("perdure.server.ingress")
-_DROPPED_HEADERS = {"connection", "host", "idempotency-key", "idempotency-expires"}
+_DROPPED_HEADERS = {"connection", "host", "idempotency-key", "idempotency-expires",
+                    "x-perdure-forwarded"}  # fmt: skip
 
 
 def error(status: int, message: str, *, source: str = "ingress",

@@ -21,11 +21,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from perdure.protocol import InvalidIdError, InvocationId, partition_key_of
 from perdure.server.api.http import Request, Response
-from perdure.server.routing.forwarding import FORWARDED, PEER_SECRET, Forwarder, json_error
+from perdure.server.routing.forwarding import (
+    FORWARDED,
+    PEER_SECRET,
+    Forwarder,
+    PeerError,
+    json_error,
+)
 from perdure.server.routing.registry_sync import REGISTRY_PATH, RegistrySync
 from perdure.server.storage.query import run_query
 
@@ -121,7 +125,7 @@ class AdminRouting:
             theirs = await asyncio.wait_for(
                 asyncio.gather(*(self.forwarder.admin_get(p, request) for p in peers)), 30.0
             )
-        except (httpx.HTTPError, TimeoutError) as exc:
+        except PeerError as exc:
             return json_error(503, f"a worker did not answer the listing ({exc!r}); retry",
                               ingress=False)  # fmt: skip
         rows: list[dict[str, Any]] = json.loads(mine.body)["invocations"]
@@ -141,10 +145,10 @@ class AdminRouting:
         for peer in self.forwarder.router.peers():
             try:
                 answer = await self.forwarder.internal(peer, "GET", LIVE_PATH, timeout=10.0)
-            except (httpx.HTTPError, TimeoutError):
+            except PeerError:
                 continue  # a worker that is down has no attempts in flight
-            if answer.status_code == 200:
-                live.update(json.loads(answer.content))
+            if answer.status == 200:
+                live.update(json.loads(answer.body))
         if not self.stores:
             return await query(request, self.engine, live)
         own, *others = self.stores

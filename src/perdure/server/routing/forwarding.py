@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
-
 from perdure.server.api.http import Request, Response
+from perdure.server.routing.http1 import Answer, Http1Client, PeerFailed, PeerUnreachable
 from perdure.server.routing.router import Peer, Router
 
 log = logging.getLogger("perdure.server.routing")
@@ -61,11 +60,7 @@ class Forwarder:
         self.name = name
         self.secret = secret
         self.admin_token = admin_token
-        self.client = httpx.AsyncClient(
-            # A forwarded call waits for its handler's result, however long that takes.
-            timeout=httpx.Timeout(None, connect=10.0),
-            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=128),
-        )
+        self.client = Http1Client()
 
     def partition_of(self, pk: int) -> int:
         """The partition of a partition key (``pk * P >> 64``)."""
@@ -93,71 +88,76 @@ class Forwarder:
         return await self.proxy(peer, request, ingress=ingress)
 
     async def proxy(self, peer: Peer, request: Request, *, ingress: bool) -> Response:
-        """Send ``request`` to ``peer``'s ingress (or admin API) and return its answer as is."""
+        """Send ``request`` to ``peer``'s ingress (or admin API) and return its answer as is;
+        ``ConnectionAbortedError`` when the peer failed after the request was sent."""
         base = peer.ingress_url if ingress else peer.admin_url
-        url = base.rstrip("/") + request.raw_path
-        if request.query_string:
-            url += "?" + request.query_string
         headers = [(k, v) for k, v in request.headers if k not in _HOP_BY_HOP]
         headers.append((FORWARDED, self.name))
         try:
-            answer = await self._send(request.method, url, headers, request.body)
-        except httpx.TransportError as exc:
-            return self._failed(peer, exc, ingress=ingress)
-        return Response(
-            answer.status_code,
-            answer.content,
-            [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP],
-        )
+            answer = await self._send(base, request.method, _target(request), headers,
+                                      request.body)  # fmt: skip
+        except PeerUnreachable as exc:
+            log.warning("cannot reach %s at %s: %s", peer.name, base, exc)
+            return json_error(
+                503, f"the owner of this request ({peer.name}) cannot be reached; retry",
+                ingress=ingress,
+            )  # fmt: skip
+        except PeerFailed as exc:
+            log.warning("%s failed while handling a forwarded request: %s", peer.name, exc)
+            raise ConnectionAbortedError(f"{peer.name} failed while handling a request") from None
+        return _response(answer)
 
     async def internal(
         self, peer: Peer, method: str, path: str, body: bytes = b"", *, timeout: float = 30.0
-    ) -> httpx.Response:
+    ) -> Answer:
         """An ``/internal/...`` call to ``peer``'s admin listener, signed as a peer's; raises
-        ``httpx.TransportError`` when it cannot be reached."""
+        ``PeerUnreachable``/``PeerFailed``, or ``TimeoutError``."""
         headers = [(FORWARDED, self.name), ("content-type", "application/json")]
         if self.secret is not None:
             headers.append((PEER_SECRET, self.secret))
         if self.admin_token is not None:
             headers.append(("authorization", f"Bearer {self.admin_token}"))
-        url = peer.admin_url.rstrip("/") + path
-        return await asyncio.wait_for(self._send(method, url, headers, body), timeout)
+        async with asyncio.timeout(timeout):
+            return await self._send(peer.admin_url, method, path, headers, body)
 
     async def admin_get(self, peer: Peer, request: Request) -> Response:
-        """``request`` (a listing) as ``peer`` answers it locally, signed as a peer's."""
+        """``request`` (a listing) as ``peer`` answers it locally, with this process's admin
+        token; raises ``PeerUnreachable``/``PeerFailed``."""
         headers = [(k, v) for k, v in request.headers if k not in _HOP_BY_HOP]
         if self.admin_token is not None:
             headers = [(k, v) for k, v in headers if k != "authorization"]
             headers.append(("authorization", f"Bearer {self.admin_token}"))
         headers.append((FORWARDED, self.name))
-        url = peer.admin_url.rstrip("/") + request.raw_path
-        if request.query_string:
-            url += "?" + request.query_string
-        answer = await self._send(request.method, url, headers, request.body)
-        return Response(answer.status_code, answer.content, list(answer.headers.multi_items()))
+        answer = await self._send(peer.admin_url, request.method, _target(request), headers,
+                                  request.body)  # fmt: skip
+        return _response(answer)
 
     async def _send(
-        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
-    ) -> httpx.Response:
+        self, base: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Answer:
         for attempt in range(CONNECT_ATTEMPTS):
             try:
-                return await self.client.request(method, url, headers=headers, content=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout):
+                return await self.client.request(base, method, target, headers, body)
+            except PeerUnreachable:
                 # Nothing was sent: the peer is (re)starting. Try again shortly.
                 if attempt == CONNECT_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.25)
         raise AssertionError("unreachable")
 
-    def _failed(self, peer: Peer, exc: httpx.TransportError, *, ingress: bool) -> Response:
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-            log.warning("cannot reach %s at %s: %s", peer.name, peer.ingress_url, exc)
-            return json_error(
-                503, f"the owner of this request ({peer.name}) cannot be reached; retry",
-                ingress=ingress,
-            )  # fmt: skip
-        log.warning("%s failed while handling a forwarded request: %r", peer.name, exc)
-        raise ConnectionAbortedError(f"{peer.name} failed while handling a forwarded request")
-
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+PeerError = (PeerUnreachable, PeerFailed, TimeoutError)
+"""What a call to a peer may raise when the peer is away."""
+
+
+def _target(request: Request) -> str:
+    return request.raw_path + (f"?{request.query_string}" if request.query_string else "")
+
+
+def _response(answer: Answer) -> Response:
+    return Response(
+        answer.status, answer.body, [(k, v) for k, v in answer.headers if k not in _HOP_BY_HOP]
+    )

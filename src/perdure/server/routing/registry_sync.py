@@ -21,10 +21,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from perdure.server.engine import registrations
 from perdure.server.records import DeploymentRecord, ServiceRecord
+from perdure.server.routing.forwarding import PeerError
 from perdure.server.routing.router import Peer
 
 if TYPE_CHECKING:
@@ -101,10 +100,10 @@ class RegistrySync:
             self._dirty.discard(peer.name)
             try:
                 answer = await self.forwarder.internal(peer, "PUT", REGISTRY_PATH, self.snapshot())
-                if answer.status_code >= 300:
-                    raise RuntimeError(f"{answer.status_code} {answer.text[:200]}")
+                if answer.status >= 300:
+                    raise RuntimeError(f"{answer.status} {answer.text[:200]}")
                 delay = 0.2
-            except (httpx.HTTPError, RuntimeError, TimeoutError) as exc:
+            except (*PeerError, RuntimeError) as exc:
                 log.warning("registry push to %s failed (%s); retrying", peer.name, exc)
                 self._dirty.add(peer.name)
                 await asyncio.sleep(delay)
@@ -128,11 +127,11 @@ class RegistrySync:
         while True:
             try:
                 answer = await self.forwarder.internal(leader, "GET", REGISTRY_PATH)
-                if answer.status_code == 200:
-                    await self.apply(answer.content)
+                if answer.status == 200:
+                    await self.apply(answer.body)
                     return
-                raise RuntimeError(f"{answer.status_code} {answer.text[:200]}")
-            except (httpx.HTTPError, RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{answer.status} {answer.text[:200]}")
+            except (*PeerError, RuntimeError) as exc:
                 log.info("registry pull from %s failed (%s); retrying", leader.name, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

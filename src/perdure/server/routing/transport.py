@@ -12,8 +12,6 @@ Server: ``receive`` decodes the delivery and calls ``engine.accept``; 400 for a 
 
 from __future__ import annotations
 
-import httpx
-
 from perdure.server.api.http import Request, Response
 from perdure.server.engine.driver import Engine
 from perdure.server.engine.messages import (
@@ -23,7 +21,7 @@ from perdure.server.engine.messages import (
     decode_messages,
     encode_messages,
 )
-from perdure.server.routing.forwarding import Forwarder, json_error
+from perdure.server.routing.forwarding import Forwarder, PeerError, json_error
 
 DELIVERY_TIMEOUT = 30.0
 
@@ -49,10 +47,10 @@ class HttpTransport:
                 peer, "POST", messages_path(target_partition), encode_messages(messages),
                 timeout=DELIVERY_TIMEOUT,
             )  # fmt: skip
-        except (httpx.HTTPError, TimeoutError) as exc:
+        except PeerError as exc:
             raise DeliveryFailed(f"{peer.name}: {exc!r}") from None
-        if answer.status_code != 204:
-            raise DeliveryFailed(f"{peer.name} answered {answer.status_code}: {answer.text[:200]}")
+        if answer.status != 204:
+            raise DeliveryFailed(f"{peer.name} answered {answer.status}: {answer.text[:200]}")
 
 
 async def receive(engine: Engine, partition: int, request: Request) -> Response:
