@@ -32,23 +32,3 @@ class SpreadWorkload(Workload):
         if resp is not None and resp.status_code == 503:
             return None, False
         return resp, sent
-
-
-def union_query(admins: Callable[[], Sequence[str]]) -> Callable[..., Any]:
-    """A stand-in for tests.chaos.checks.query that asks ``/query`` of every live node and
-    merges the rows by ``id``: each node answers for the partitions it owns, which together
-    are the whole cluster (also right once ``/query`` covers the cluster on every node)."""
-
-    async def query(_admin: httpx.AsyncClient, sql: str) -> list[dict[str, Any]]:
-        rows: dict[Any, dict[str, Any]] = {}
-        async with httpx.AsyncClient(timeout=30.0) as http:
-            for admin in admins():
-                resp = await http.post(
-                    f"{admin}/query", json={"query": sql}, headers={"accept": "application/json"}
-                )
-                resp.raise_for_status()
-                for row in resp.json()["rows"]:
-                    rows[row.get("id", len(rows))] = row
-        return list(rows.values())
-
-    return query

@@ -19,11 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chaos import checks
 from tests.chaos.checks import verify
 from tests.chaos.cluster import Deployment
 from tests.cluster.nodes import Cluster, Node, WriteAudit, cluster
-from tests.cluster.spread import SpreadWorkload, union_query
+from tests.cluster.spread import SpreadWorkload
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.timeout(420)
@@ -90,7 +89,6 @@ async def _run_and_verify(
     await asyncio.gather(*actors, return_exceptions=True)
     await workload.close()
     live = next(n for n in c.nodes if n.alive())
-    checks.query = union_query(lambda: [n.admin for n in c.nodes if n.alive()])  # type: ignore[assignment]
     verifying = time.monotonic()
     verdict = await verify(
         ingress=live.ingress,

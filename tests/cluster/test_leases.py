@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -155,3 +156,44 @@ def test_the_plan_spreads_on_join_and_takes_over_on_leave(pg_dsn: str) -> None:
     assert not view.node("a").live  # type: ignore[union-attr]
     todo = plan(view, "b", set(held_b))
     assert sorted(todo.claim) == sorted(held_a)
+
+
+def test_the_store_ships_nothing_once_a_lease_moved_on(pg_dsn: str, tmp_path: Path) -> None:
+    """The real store under the lease fence: a commit while the lease is ours lands in
+    PostgreSQL; after another node's claim the next one raises Fenced and writes nothing."""
+    from perdure.protocol import InvocationId
+    from perdure.server.partitions import PartitionMap
+    from perdure.server.records import Invocation, Status
+    from perdure.server.storage.postgres import Fenced, PostgresStore
+
+    a, b = table(pg_dsn, "a", ttl=0.5), table(pg_dsn, "b", ttl=0.5)
+    fence = LeaseFence("a")
+    store = PostgresStore(pg_dsn, tmp_path / "wc.sqlite3", partitions=P, owned=(), fence=fence)
+    try:
+        won = a.claim(range(P))
+        for p, epoch in won.items():
+            fence.grant(p, epoch)
+        store.load_partitions(range(P))
+        parts = PartitionMap(P)
+        first, second = InvocationId.new(), InvocationId.new()
+        victim = parts.partition_of_id(second)
+
+        def write(inv: InvocationId) -> None:
+            store.begin_event()
+            store.put_invocation(
+                Invocation(inv, "S", "h", "", "SERVICE", None, Status.INVOKED, 1, 1, 1)
+            )
+            store.end_event(keep=True)
+            store.commit()
+            store.sync()
+
+        write(first)
+        time.sleep(0.8)
+        assert b.claim([victim]) == {victim: 2}
+        with pytest.raises(Fenced):
+            write(second)
+    finally:
+        store.close()
+    with psycopg.connect(pg_dsn) as db:
+        ids = {r[0] for r in db.execute("SELECT id FROM invocations").fetchall()}
+    assert ids == {str(first)}
