@@ -182,4 +182,6 @@ def test_a_node_frozen_past_its_lease_writes_nothing_when_it_wakes(
     assert takeovers[0] < TAKEOVER_LIMIT, takeovers
     assert evidence["writes"] == [], evidence["writes"]
     assert evidence["exit"] == 75, (evidence["exit"], evidence["log"])
-    assert "were taken over by another node" in str(evidence["log"])
+    # it stopped either at its next lease renewal or at its first commit, which was fenced
+    log = str(evidence["log"])
+    assert "were taken over by another node" in log or "took over" in log, log
