@@ -7,33 +7,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.chaos.cluster import Deployment
 from tests.cluster.nodes import Cluster, cluster
+from tests.support import postgres
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    d = Deployment(free_port(), tmp_path / "ledger.jsonl", tmp_path)
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the module (starting three nodes costs ~8 s); the test that stops a node
+    runs last and leaves all three running."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    d = Deployment(free_port(), tmp / "ledger.jsonl", tmp)
     d.start()
     try:
-        yield d
+        with cluster(postgres.shared_server().create_database("cluster"), tmp) as c:
+            c.register(f"http://127.0.0.1:{d.port}")
+            yield c
     finally:
         d.stop()
-
-
-@pytest.fixture
-def three(pg_dsn: str, tmp_path: Path, deployment: Deployment) -> Iterator[Cluster]:
-    with cluster(pg_dsn, tmp_path) as c:
-        c.register(f"http://127.0.0.1:{deployment.port}")
-        yield c
 
 
 def test_requests_through_any_node_reach_every_partition(three: Cluster) -> None:
