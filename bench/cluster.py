@@ -42,16 +42,20 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / _TICKS
 
 
-def _postgres_pids() -> list[int]:
-    pids = []
+def _postgres_cpu(pg: PostgresServer) -> float:
+    """CPU seconds of this PostgreSQL server: its postmaster, its live backends, and (through
+    the postmaster's children counters) the backends that exited."""
+    postmaster = int((pg.root / "data" / "postmaster.pid").read_text().split()[0])
+    backends = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                pass
-    return pids
+                continue
+            if int(stat[1]) == postmaster:
+                backends.append(int(entry.name))
+    return _cpu_seconds([postmaster]) + sum(_cpu_seconds([b]) for b in backends)
 
 
 class _Spread:
@@ -115,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                 ingresses = [node.ingress for node in c.nodes]
                 pids = [node.child.proc.pid for node in c.nodes if node.child is not None]
                 for case in cases:
-                    nodes_before, pg_before = _cpu_seconds(pids), _cpu_seconds(_postgres_pids())
+                    nodes_before, pg_before = _cpu_seconds(pids), _postgres_cpu(pg)
                     m = asyncio.run(_measure(ingresses, case, cfg))
                     node_cpu = _cpu_seconds(pids) - nodes_before
-                    pg_cpu = _cpu_seconds(_postgres_pids()) - pg_before
+                    pg_cpu = _postgres_cpu(pg) - pg_before
                     print(f"{n:>5} {case:<8} {m['throughput']:>8.0f} {m['p50']:>8.1f} "
                           f"{m['p99']:>8.1f} {m['failures']:>5.0f} {node_cpu:>10.1f} "
                           f"{pg_cpu:>8.1f}", flush=True)  # fmt: skip

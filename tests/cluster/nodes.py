@@ -166,6 +166,7 @@ def cluster(dsn: str, tmp: Path, names: Sequence[str] = ("a", "b", "c"),
             args: Sequence[str] = ()) -> Iterator[Cluster]:  # fmt: skip
     """Start the nodes (the first alone, so that it creates the schema, then the others at
     once) and wait until the leases are spread over all of them."""
+    tmp.mkdir(parents=True, exist_ok=True)
     nodes = [Node(name, dsn, tmp, args=tuple(args)) for name in names]
     c = Cluster(nodes)
     try:

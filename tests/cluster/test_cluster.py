@@ -5,6 +5,8 @@ at once and a node that joins takes its share back."""
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Iterator
 
@@ -95,6 +97,22 @@ def test_the_admin_api_of_any_node_shows_the_whole_cluster(three: Cluster) -> No
                 headers={"accept": "application/json"},
             ).json()["rows"]  # fmt: skip
             assert rows == [{"n": 12}]
+
+
+def test_perdure_cluster_status_prints_nodes_owners_and_epochs(three: Cluster) -> None:
+    from perdure.cli.main import main
+
+    out = io.StringIO()
+    assert main(["cluster", "status", "--admin", three.nodes[1].admin], out=out) == 0
+    text = out.getvalue()
+    assert "3 live node(s) of 3, 16 partitions" in text
+    for name in ("a", "b", "c"):
+        assert f"\n{name}" in text or f"{name}\t" in text
+    out = io.StringIO()
+    assert main(["cluster", "status", "--admin", three.nodes[2].admin, "--json"], out=out) == 0
+    status = json.loads(out.getvalue())
+    assert {lease["owner"] for lease in status["leases"]} == {"a", "b", "c"}
+    assert status["node"] == "c"
 
 
 def test_a_graceful_stop_hands_over_at_once_and_a_rejoin_rebalances(three: Cluster) -> None:
