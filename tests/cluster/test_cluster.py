@@ -115,6 +115,17 @@ def test_perdure_cluster_status_prints_nodes_owners_and_epochs(three: Cluster) -
     assert status["node"] == "c"
 
 
+def test_a_registry_change_through_any_node_is_seen_by_every_node(three: Cluster) -> None:
+    with httpx.Client(timeout=30.0) as http:
+        resp = http.patch(
+            f"{three.node('c').admin}/services/Counter", json={"idempotency_retention": "2h"}
+        )
+        assert resp.status_code == 200, resp.text
+        for node in three.nodes:  # at once: the change is pushed before it is answered
+            got = http.get(f"{node.admin}/services/Counter").json()
+            assert got["idempotency_retention"] == "2h", (node.name, got)
+
+
 def test_a_graceful_stop_hands_over_at_once_and_a_rejoin_rebalances(three: Cluster) -> None:
     before = three.owners()
     c = three.node("c")
