@@ -148,6 +148,9 @@ def open_runtime(
     defaults = Defaults()
     if inactivity_timeout is not None:
         defaults = dataclasses.replace(defaults, inactivity_timeout=inactivity_timeout)
+    if store is not None and (data_dir / DB_FILE).exists():
+        log.warning("%s holds a SQLite store that --store does not use: its invocations, state "
+                    "and deployments are not in PostgreSQL", data_dir / DB_FILE)  # fmt: skip
     return Runtime(
         data_dir / (DB_FILE if store is None else WORKING_COPY_FILE),
         store_url=store,
