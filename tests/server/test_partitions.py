@@ -28,6 +28,7 @@ from perdure.server.engine.messages import (
     NotOwned,
     OutboxMessage,
     SignalMessage,
+    TargetNotRegisteredYet,
     decode_messages,
     encode_messages,
 )
@@ -67,7 +68,10 @@ def test_partitions_cut_the_key_space_into_equal_ranges() -> None:
 def test_messages_round_trip_through_bytes() -> None:
     a, b = InvocationId.new(), InvocationId.new()
     bodies = [
-        InvokeMessage(a, "S", "h", "k", b"\x00body", (("x", "y"),), "idem", 5, True, (b, 3), "me"),
+        InvokeMessage(
+            a, "S", "h", "k", b"\x00body", (("x", "y"),), "idem", 5, True, (b, 3), "me", 9
+        ),
+        InvokeMessage(a, "S", "h"),
         NotifyMessage(a, 0x8002, b"payload", "c3"),
         SignalMessage(a, 17, None, Result.failure(409, "no", (("k", "v"),))),
         SignalMessage(a, None, "named", Result(value=b"v")),
@@ -465,3 +469,47 @@ def test_a_message_that_fails_to_apply_fails_its_invocation_and_blocks_nothing(
     with caplog.at_level(logging.ERROR, "perdure.server.engine"):
         asyncio.run(asyncio.wait_for(scenario(), 30))
     assert "it is dropped" in caplog.text
+
+
+def test_an_invoke_waits_for_the_registry_then_fails_with_404_after_the_grace() -> None:
+    async def scenario() -> None:
+        clock = FixedClock()
+        engine = Engine(Store(":memory:"), Registry(), clock, partitions=PARTITIONS, owned=[2, 3])
+        keys = {PARTITIONS.partition_of(partition_key_of(f"k{n}")): f"k{n}" for n in range(99)}
+        caller = InvocationId.new(PARTITIONS.random_key(0))
+
+        def invoke(seq: int, key: str, sent_at: int) -> OutboxMessage:
+            callee = InvocationId.new(partition_key_of(key))
+            body = InvokeMessage(callee, "Counter", "add", key, b"1", caller=(caller, seq),
+                                 sent_at=sent_at)  # fmt: skip
+            return OutboxMessage(0, seq, PARTITIONS.partition_of(partition_key_of(key)), body)
+
+        early = invoke(1, keys[2], clock.now)
+        with pytest.raises(TargetNotRegisteredYet):  # the registry may be behind: retried
+            await engine.accept(0, [early])
+        assert engine.invocations() == []
+        record = DeploymentRecord("dp_test", "http://x", False, {}, {}, "BIDI_STREAM", 5, 7, None,
+                                  json.dumps(MANIFEST), 0)  # fmt: skip
+        engine.run(lambda core: registrations.add_deployment(core, record, CORE_MANIFEST))
+        await engine.accept(0, [early])
+        assert [i.key for i in engine.invocations()] == [keys[2]]
+        engine.run(lambda core: registrations.remove_deployment(core, "dp_test"))
+        late = invoke(2, keys[3], clock.now - 61_000)  # the grace is over: the call fails
+        await engine.accept(0, [late])
+        ((_, target, data),) = engine.outbox_rows(3)
+        answer = OutboxMessage.from_bytes(data)
+        assert (target, answer.source) == (0, 3)
+        assert isinstance(answer.body, NotifyMessage) and answer.body.invocation_id == caller
+        failure = Frame(MessageType(answer.body.frame_type), 0, answer.body.payload).message()
+        assert failure.failure.code == 404  # type: ignore[union-attr]
+        await engine.stop()
+        engine.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+class FixedClock:
+    now = 5_000_000_000
+
+    def now_ms(self) -> int:
+        return self.now

@@ -47,8 +47,11 @@ def on_command(core: Core, invocation_id: InvocationId, frame: Frame, pin: tuple
         else:
             inv.result = Result(value=message.value.content)
     core.store.put_invocation(inv)
-    with outbox.sending_as(core, inv.id.partition_key):
+    if core.local_only:
         apply(core, inv, message)
+    else:
+        with outbox.sending_as(core, inv.id.partition_key):
+            apply(core, inv, message)
 
 
 def check(core: Core, inv: Invocation, kind: MessageType, message: m.Message) -> None:
@@ -223,13 +226,15 @@ def _invoke_child(core: Core, req: InvokeRequest) -> InvokeOutcome:
     """Invoke a Call's or OneWayCall's callee: here, or in the partition that owns it (a
     message; the caller chose the callee's id, so it learns the id at once and the result, if
     any, later)."""
+    if core.local_only:
+        return core.invoke(req)
     invocation_id = lifecycle.invocation_id_for(core, req)
     req = dataclasses.replace(req, invocation_id=invocation_id)
     if core.owns(invocation_id.partition_key):
         return core.invoke(req)
     body = InvokeMessage(
         invocation_id, req.service, req.handler, req.key, req.body, tuple(req.headers),
-        req.idempotency_key, req.execution_time, req.send, req.caller, req.invoked_by,
+        req.idempotency_key, req.execution_time, req.send, req.caller, req.invoked_by, core.now(),
     )  # fmt: skip
     outbox.send(core, invocation_id.partition_key, body)
     return InvokeOutcome(invocation_id)

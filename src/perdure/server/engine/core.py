@@ -71,24 +71,28 @@ class Core:
         registry: Registry,
         now: Callable[[], int],
         partitions: PartitionMap | None = None,
-        owned: set[int] | None = None,
+        owned: Iterable[int] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.now = now
         self._effects: list[Effect] = []
         self.partitions = partitions or PartitionMap()
-        self.owned: set[int] = set(self.partitions.all) if owned is None else owned
-        """The partitions this core owns (the driver changes it on acquire/release)."""
+        self.owned: frozenset[int] = frozenset()
+        """The partitions this core owns (``set_owned`` changes it: acquire/release)."""
+        self.local_only = True
+        """Every partition is owned: nothing is ever sent (the fast path of one process)."""
+        self.set_owned(self.partitions.all if owned is None else owned)
         self.senders: list[int] = []
         """The partitions on whose behalf messages are sent now (see ``outbox.sending_as``)."""
 
+    def set_owned(self, owned: Iterable[int]) -> None:
+        self.owned = frozenset(owned)
+        self.local_only = len(self.owned) == self.partitions.count
+
     def owns(self, partition_key: int) -> bool:
         """The partition of ``partition_key`` is owned here: its rows may be written."""
-        owned = self.owned
-        return len(owned) == self.partitions.count or (
-            self.partitions.partition_of(partition_key) in owned
-        )
+        return self.local_only or self.partitions.partition_of(partition_key) in self.owned
 
     def emit(self, effect: Effect) -> None:
         """Queue an effect for release after the batch is durable."""

@@ -54,7 +54,13 @@ from perdure.server.engine.effects import (
     StartAttempt,
     TimerSet,
 )
-from perdure.server.engine.messages import MessageError, NotOwned, OutboxMessage, Transport
+from perdure.server.engine.messages import (
+    MessageError,
+    NotOwned,
+    OutboxMessage,
+    TargetNotRegisteredYet,
+    Transport,
+)
 from perdure.server.engine.requests import AttemptRejected
 from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.records import Invocation, Result, Status, TimerKind
@@ -343,8 +349,8 @@ class Engine:
     def _dispatch(self, effect: Effect | AttemptStart) -> None:
         match effect:
             case AttemptStart():
-                if self.invoker is not None:
-                    self.invoker.start(effect)
+                if self.invoker is not None and self.core.owns(effect.invocation.id.partition_key):
+                    self.invoker.start(effect)  # (released meanwhile: its new owner starts it)
             case Forward(invocation_id, frame):
                 if self.invoker is not None:
                     self.invoker.forward(invocation_id, frame)
@@ -376,7 +382,7 @@ class Engine:
     @property
     def owned(self) -> frozenset[int]:
         """The partitions this engine runs now."""
-        return frozenset(self.core.owned)
+        return self.core.owned
 
     @property
     def transport(self) -> Transport | None:
@@ -398,7 +404,7 @@ class Engine:
             raise ValueError(f"partitions must be in 0..{self.partitions.count - 1}")
         if not new:
             return
-        self.core.owned |= new
+        self.core.set_owned(self.core.owned | new)
         self.run(lambda core: core.recover(new))
         self._deliveries.resend(sorted(new))
         self._timer_wake.set()
@@ -418,7 +424,7 @@ class Engine:
             for inv in self._store.invocations_with_status(Status.INVOKED)
             if self.partitions.partition_of_id(inv.id) in gone
         ]
-        self.core.owned -= gone
+        self.core.set_owned(self.core.owned - gone)
         for task in self._deliveries.stop_sources(gone):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -438,7 +444,9 @@ class Engine:
         """Apply messages from ``source_partition`` (seq order), each exactly once (those
         applied before are dropped by the source's high-water mark), and return once that is
         durable. ``NotOwned`` when a target partition is not owned here (nothing applied);
-        ``MessageError`` when a message is not from ``source_partition``."""
+        ``MessageError`` when a message is not from ``source_partition``;
+        ``TargetNotRegisteredYet`` when an invoke's target is not in this engine's registry yet
+        (the messages before it are applied: the sender delivers the rest again later)."""
         for message in messages:
             if message.source != source_partition:
                 raise MessageError(
@@ -450,6 +458,9 @@ class Engine:
         for message in messages:
             try:
                 self.run(functools.partial(inbound.accept, message=message))
+            except TargetNotRegisteredYet:  # this one and the rest: delivered again later
+                await self.durable()
+                raise
             except Exception as exc:  # contained: its invocation fails, later messages go on
                 log.exception("applying %s failed; it is dropped", message)
                 text = f"internal error applying a message: {type(exc).__name__}: {exc}"

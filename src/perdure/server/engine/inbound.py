@@ -15,12 +15,14 @@ from perdure.protocol.messages import message_type
 from perdure.server.engine import lifecycle, outbox
 from perdure.server.engine import notifications as note
 from perdure.server.engine.messages import (
+    UNKNOWN_TARGET_GRACE_MS,
     AttachMessage,
     InvokeMessage,
     KillMessage,
     NotifyMessage,
     OutboxMessage,
     SignalMessage,
+    TargetNotRegisteredYet,
 )
 from perdure.server.engine.requests import InvokeRequest, UnknownTarget
 from perdure.server.records import NOT_FOUND, Result, Sink, Status
@@ -76,6 +78,8 @@ def invoke(core: Core, body: InvokeMessage) -> None:
     try:
         outcome = lifecycle.invoke(core, req)
     except UnknownTarget as exc:  # registered at the caller, not (yet) here
+        if body.sent_at is not None and core.now() - body.sent_at < UNKNOWN_TARGET_GRACE_MS:
+            raise TargetNotRegisteredYet(f"{exc} is not registered here (yet)") from None
         result: Result | None = Result.failure(404, f"the target {exc} is not found")
     else:
         result = outcome.result

@@ -42,7 +42,7 @@ def invoke(core: Core, req: InvokeRequest) -> InvokeOutcome:
     handler_ty = service.handler_type(handler)
     keyed = service.ty != "SERVICE"
     key = req.key if keyed else ""
-    invocation_id = req.invocation_id or invocation_id_for(core, req)
+    invocation_id = req.invocation_id or _new_id(core, req, handler_ty, keyed, key)
     if not core.owns(invocation_id.partition_key):
         raise NotOwned(core.partitions.partition_of_id(invocation_id))
 
@@ -97,8 +97,13 @@ def invocation_id_for(core: Core, req: InvokeRequest) -> InvocationId:
     if service is None or handler is None:
         raise UnknownTarget(f"{req.service}/{req.handler}")
     keyed = service.ty != "SERVICE"
-    key = req.key if keyed else ""
-    if service.handler_type(handler) == "WORKFLOW":
+    return _new_id(core, req, service.handler_type(handler), keyed, req.key if keyed else "")
+
+
+def _new_id(
+    core: Core, req: InvokeRequest, handler_ty: str | None, keyed: bool, key: str
+) -> InvocationId:
+    if handler_ty == "WORKFLOW":
         return InvocationId.for_workflow(req.service, key)
     if req.idempotency_key is not None:
         return InvocationId.for_idempotent_request(
@@ -106,7 +111,7 @@ def invocation_id_for(core: Core, req: InvokeRequest) -> InvocationId:
         )
     if keyed:
         return InvocationId.new(partition_key_of(key))
-    if len(core.owned) == core.partitions.count:
+    if core.local_only:
         return InvocationId.new()
     if core.senders:
         return InvocationId.new(core.partitions.random_key(core.senders[-1]))

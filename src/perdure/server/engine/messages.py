@@ -61,6 +61,18 @@ class InvokeMessage:
     send: bool = False
     caller: tuple[InvocationId, int] | None = None
     invoked_by: str | None = None
+    sent_at: int | None = None
+    """When the caller sent it (ms): a target the receiver does not know yet is waited for
+    (the registry reaches every process a little later) until ``UNKNOWN_TARGET_GRACE_MS``."""
+
+
+UNKNOWN_TARGET_GRACE_MS = 60_000
+
+
+class TargetNotRegisteredYet(Exception):
+    """An invoke for a service/handler this engine's registry does not have (yet): the delivery
+    fails and is retried, until the grace period since it was sent is over (then the call fails
+    with 404)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +238,7 @@ def _body_json(body: Body) -> dict[str, Any]:
                 "idempotency_key": body.idempotency_key, "execution_time": body.execution_time,
                 "send": body.send,
                 "caller": None if body.caller is None else [str(body.caller[0]), body.caller[1]],
-                "invoked_by": body.invoked_by,
+                "invoked_by": body.invoked_by, "sent_at": body.sent_at,
             }  # fmt: skip
         case NotifyMessage():
             return {"kind": "notify", "id": str(body.invocation_id), "type": body.frame_type,
@@ -254,7 +266,7 @@ def _body(data: Any) -> Body:
             _opt(data.get("idempotency_key"), _str), _opt(data.get("execution_time"), _int),
             bool(data.get("send", False)),
             None if caller is None else (_id(caller[0]), _int(caller[1])),
-            _opt(data.get("invoked_by"), _str),
+            _opt(data.get("invoked_by"), _str), _opt(data.get("sent_at"), _int),
         )  # fmt: skip
     if kind == "notify":
         return NotifyMessage(iid, _int(data["type"]), _unb64(data["payload"]), _str(data["key"]))

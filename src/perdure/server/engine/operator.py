@@ -10,7 +10,7 @@ from perdure.protocol import messages as m
 from perdure.server.engine import notifications as note
 from perdure.server.engine import outbox
 from perdure.server.engine.effects import AbortAttempt
-from perdure.server.engine.messages import KillMessage
+from perdure.server.engine.messages import KillMessage, NotOwned
 from perdure.server.records import CANCELED, KILLED, Status, TimerKind
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ T = MessageType
 
 def cancel(core: Core, invocation_id: InvocationId) -> str:
     """'done' (ended at once), 'appended' (cancel signal sent), 'completed', 'not_found'."""
+    _check_owned(core, invocation_id)
     inv = core.store.get_invocation(invocation_id)
     if inv is None:
         return "not_found"
@@ -36,6 +37,7 @@ def cancel(core: Core, invocation_id: InvocationId) -> str:
 
 def kill(core: Core, invocation_id: InvocationId, _seen: set[InvocationId] | None = None) -> str:
     """End an invocation now with 409 killed, and its request-response children too."""
+    _check_owned(core, invocation_id)
     inv = core.store.get_invocation(invocation_id)
     if inv is None:
         return "not_found"
@@ -60,10 +62,16 @@ def kill(core: Core, invocation_id: InvocationId, _seen: set[InvocationId] | Non
     return "done"
 
 
+def _check_owned(core: Core, invocation_id: InvocationId) -> None:
+    """Operator actions act on owned invocations only (the API forwards to the owner)."""
+    if not core.owns(invocation_id.partition_key):
+        raise NotOwned(core.partitions.partition_of_id(invocation_id))
+
+
 def remote_callees(core: Core, caller: InvocationId) -> list[InvocationId]:
     """The callees, in partitions owned elsewhere, of the caller's Calls that have no result
     yet (their sinks are kept by their own partitions, so the caller's journal tells)."""
-    if len(core.owned) == core.partitions.count:
+    if core.local_only:
         return []
     calls = core.store.read_journal_of_type(caller, T.CALL)
     if not calls:
@@ -87,6 +95,7 @@ def remote_callees(core: Core, caller: InvocationId) -> list[InvocationId]:
 
 
 def purge(core: Core, invocation_id: InvocationId) -> str:
+    _check_owned(core, invocation_id)
     inv = core.store.get_invocation(invocation_id)
     if inv is None:
         return "not_found"
@@ -98,6 +107,7 @@ def purge(core: Core, invocation_id: InvocationId) -> str:
 
 def pause(core: Core, invocation_id: InvocationId) -> str:
     """'pausing' (202), 'paused' (200, already), 'not_running' (409), 'not_found'."""
+    _check_owned(core, invocation_id)
     inv = core.store.get_invocation(invocation_id)
     if inv is None:
         return "not_found"
@@ -115,6 +125,7 @@ def pause(core: Core, invocation_id: InvocationId) -> str:
 
 def resume(core: Core, invocation_id: InvocationId) -> str:
     """'done', 'completed' (409), 'not_started' (425), 'not_found'."""
+    _check_owned(core, invocation_id)
     inv = core.store.get_invocation(invocation_id)
     if inv is None:
         return "not_found"
