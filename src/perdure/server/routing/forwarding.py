@@ -16,6 +16,7 @@ import asyncio
 import logging
 
 from perdure.server.api.http import Request, Response
+from perdure.server.partitions import PartitionMap
 from perdure.server.routing.http1 import Answer, Http1Client, PeerFailed, PeerUnreachable
 from perdure.server.routing.router import Peer, Router
 
@@ -61,10 +62,14 @@ class Forwarder:
         self.secret = secret
         self.admin_token = admin_token
         self.client = Http1Client()
+        self._partitions: PartitionMap | None = None
 
     def partition_of(self, pk: int) -> int:
-        """The partition of a partition key (``pk * P >> 64``)."""
-        return (pk * self.router.partition_count) >> 64
+        """The partition of a partition key."""
+        count = self.router.partition_count
+        if self._partitions is None or self._partitions.count != count:
+            self._partitions = PartitionMap(count)
+        return self._partitions.partition_of(pk)
 
     def owner_of(self, pk: int) -> Peer | None:
         """The peer owning the partition of ``pk``; None when this process does."""

@@ -2,10 +2,10 @@
 wired into its Runtime.
 
 The supervisor passes a ``WorkerSpec`` (JSON in ``$PERDURE_WORKER_SPEC``) and the listening
-sockets as inherited file descriptors: the shared ingress and admin sockets every worker accepts
-on, and this worker's own ingress and admin sockets, where its peers reach it. The supervisor
-keeps all of them open, so a worker that restarts gets the same addresses back and connections
-made meanwhile wait in the kernel's queue instead of being refused.
+sockets as inherited file descriptors: this worker's sockets on the shared ingress and admin
+ports (``SO_REUSEPORT``), and its own ingress and admin sockets, where its peers reach it. The
+supervisor keeps all of them open, so a worker that restarts gets the same sockets back and
+connections made meanwhile wait in their queues instead of being refused.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class WorkerSpec:
     peers: tuple[Peer, ...]
     """Every worker, this one included, by index."""
     fds: dict[str, int]
-    """Inherited listening sockets: ``ingress``, ``admin`` (shared), ``own_ingress``,
-    ``own_admin`` (this worker's)."""
+    """Inherited listening sockets: ``ingress``, ``admin`` (this worker's on the shared ports),
+    ``own_ingress``, ``own_admin`` (its own loopback addresses)."""
     secret: str
     """Shared by the workers of this run: ``/internal`` needs it."""
     supervisor_pid: int
@@ -96,6 +96,15 @@ class WorkerSpec:
         return [str(worker_dir(data_dir, i) / db_file) for i in order]
 
 
+def label_logs(spec: WorkerSpec) -> None:
+    """Name the worker in every log line (the workers share the supervisor's output)."""
+    for handler in logging.getLogger().handlers:
+        fmt = handler.formatter._fmt if handler.formatter is not None else None
+        if fmt and "%(name)s" in fmt:
+            labelled = fmt.replace("%(name)s", f"{spec.name} %(name)s")
+            handler.setFormatter(logging.Formatter(labelled))
+
+
 def die_with_supervisor(spec: WorkerSpec) -> None:
     """Be killed when the supervisor dies (even by SIGKILL): a worker left behind would hold
     its store and sockets and keep a restarted server from starting."""
@@ -105,6 +114,7 @@ def die_with_supervisor(spec: WorkerSpec) -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != spec.supervisor_pid:
         os._exit(1)  # the supervisor died before the line above took effect
+    label_logs(spec)
 
 
 @dataclass(slots=True)

@@ -233,17 +233,18 @@ _PARTITIONED = ("invocations", "journal", "state", "inbox", "promises")
 
 
 def _union_views(db: sqlite3.Connection, others: Sequence[str]) -> dict[str, str]:
-    """Attach the other stores read-only (``w1``, ``w2``, ...) and make a TEMP view per
-    partitioned table over all of them; returns what replaces ``main.TABLE`` in the views."""
+    """Attach the other stores read-only (``w1``, ``w2``, ...); returns what replaces
+    ``main.TABLE`` in the views: the union of every store's rows (inline, so that no object a
+    query could read directly is added)."""
     for n, path in enumerate(others, 1):
         db.execute(f"ATTACH DATABASE ? AS w{n}", (f"file:{path}?mode=ro",))
     names = ["main", *(f"w{n}" for n in range(1, len(others) + 1))]
-    replaced = {}
-    for table in _PARTITIONED:
-        union = " UNION ALL ".join(f"SELECT * FROM {name}.{table}" for name in names)
-        db.execute(f"CREATE TEMP VIEW perdure_all_{table} AS {union}")
-        replaced[f"main.{table}"] = f"temp.perdure_all_{table}"
-    return replaced
+    return {
+        f"main.{table}": "("
+        + " UNION ALL ".join(f"SELECT * FROM {name}.{table}" for name in names)
+        + ")"
+        for table in _PARTITIONED
+    }
 
 
 def _connect(db_path: str, live: frozenset[str], others: Sequence[str] = ()) -> sqlite3.Connection:
