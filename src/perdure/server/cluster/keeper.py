@@ -8,14 +8,16 @@ what changed through callbacks, called on the keeper's thread:
 * ``gained(leases)``: claimed; the node loads and acquires them (asynchronously);
 * ``lost(partitions)``: another node took them over (this one was paused or cut off past its
   lease); its writes to them are fenced anyway;
-* ``give_back(partitions)``: surplus to hand over; returns once the node has stopped them and
-  everything it wrote for them is durable (False: not now); only then is the lease released;
+* ``give_back(partitions)``: surplus to hand over; returns a future done once the node has
+  stopped them and everything it wrote for them is durable; only then is the lease released
+  (the keeper waits for it a little, then frees the lease at a later tick);
 * ``renewed(began)``: every lease held was renewed by a tick that began at ``began``
   (monotonic): the node's leases are sure until ``began`` + TTL (see ``gate``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -47,7 +49,7 @@ class LeaseKeeper:
         *,
         gained: Callable[[dict[int, int]], None],
         lost: Callable[[set[int]], None],
-        give_back: Callable[[list[int]], bool],
+        give_back: Callable[[list[int]], concurrent.futures.Future[None]],
         renewed: Callable[[float], None] | None = None,
     ) -> None:
         self.table = table
@@ -57,6 +59,8 @@ class LeaseKeeper:
         self.held: dict[int, int] = {}
         self.view: ClusterView | None = None
         self.view_changed = threading.Condition()
+        self._handing: list[tuple[list[int], concurrent.futures.Future[None]]] = []
+        """Hand-overs under way: their leases are freed once they are done."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -103,13 +107,17 @@ class LeaseKeeper:
         elif self._renewed is not None:
             self._renewed(began)
         self._publish(view)
+        moved = self._finish_hand_overs()
         todo = plan(view, self.table.me.name, self.held)
-        moved = False
-        if todo.release and self._give_back(todo.release):
-            given = {p: self.held.pop(p) for p in todo.release}
-            self.table.release(given)
-            log.info("gave back partitions %s", sorted(given))
-            moved = True
+        releasing = [p for p in todo.release if not any(p in ps for ps, _ in self._handing)]
+        if releasing:
+            handed = self._give_back(releasing)
+            done, _ = concurrent.futures.wait([handed], timeout=self.timing.ttl / 2)
+            if not done:
+                log.warning("handing partitions %s over takes long; their leases are given "
+                            "back once it is done", releasing)  # fmt: skip
+            self._handing.append((releasing, handed))
+            moved = self._finish_hand_overs() or moved
         if todo.claim:
             won = self.table.claim(todo.claim)
             if won:
@@ -119,6 +127,29 @@ class LeaseKeeper:
                 moved = True
         if moved:  # the router reads owners from the view: show the moves at once
             self._publish(self.table.view())
+
+    def _finish_hand_overs(self) -> bool:
+        """Free the leases of the hand-overs that are done (their partitions stopped, their
+        writes durable); a failed one is acquired again. True when a lease was freed."""
+        freed = False
+        pending = []
+        for partitions, handed in self._handing:
+            if not handed.done():
+                pending.append((partitions, handed))
+                continue
+            mine = {p: self.held[p] for p in partitions if p in self.held}
+            if handed.exception() is not None:
+                log.warning("handing partitions %s over failed (%r); running them again",
+                            partitions, handed.exception())  # fmt: skip
+                self._gained(mine)
+                continue
+            for p in mine:
+                del self.held[p]
+            self.table.release(mine)
+            log.info("gave back partitions %s", sorted(mine))
+            freed = True
+        self._handing = pending
+        return freed
 
     def _publish(self, view: ClusterView) -> None:
         with self.view_changed:

@@ -21,6 +21,7 @@ Moves run one at a time, in order, on the event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from perdure.server.engine.driver import AttemptRunner
 
 log = logging.getLogger("perdure.server.cluster")
+ACQUIRE_RETRY = 0.25
+"""Seconds before a failed acquisition is tried again (doubling up to 5 s)."""
 EXIT_LOST = 75
 """The exit status of a node that lost a lease it still held (EX_TEMPFAIL: start it again)."""
 
@@ -182,25 +185,39 @@ class ClusterNode:
         )
         self.on_lost(partitions)
 
-    def _give_back(self, partitions: list[int]) -> bool:
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._hand_over(partitions), self._loop)
-        try:
-            future.result(timeout=self.timing.ttl / 2)
-        except Exception as exc:  # any failure: keep the leases for now
-            log.warning("could not give partitions %s back yet: %r", partitions, exc)
-            return False
-        return True
+    def _give_back(self, partitions: list[int]) -> concurrent.futures.Future[None]:
+        """The hand-over runs as a move (after any acquisition queued before it); the future
+        tells the keeper when the leases may be freed."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        async def hand_over() -> None:
+            try:
+                await self._hand_over(partitions)
+            except BaseException as exc:
+                done.set_exception(exc)
+                raise
+            done.set_result(None)
+
+        self._queue(hand_over)
+        return done
 
     # -- the moves (on the event loop) ---------------------------------------------------------
 
     async def _acquire(self, partitions: list[int]) -> None:
-        mine = [p for p in partitions if p in self.fence.epochs]
-        if not mine:
+        """Load and acquire, retried while the leases are still ours (PostgreSQL may be away
+        for a moment; if it stays away, the leases lapse and another node takes over)."""
+        delay = ACQUIRE_RETRY
+        while mine := [p for p in partitions if p in self.fence.epochs]:
+            try:
+                await asyncio.to_thread(self.store.load_partitions, mine)
+                await self.engine.acquire(mine)
+            except Exception as exc:
+                log.warning("acquiring partitions %s failed (retrying): %r", mine, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            log.info("acquired partitions %s", mine)
             return
-        await asyncio.to_thread(self.store.load_partitions, mine)
-        await self.engine.acquire(mine)
-        log.info("acquired partitions %s", mine)
 
     async def _hand_over(self, partitions: list[int]) -> None:
         await self.engine.release(partitions)
