@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -180,7 +181,14 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
 def _cluster(args: argparse.Namespace, store: str | None) -> Any:
     """``--node-name``/``--advertise`` (or their environment variables), checked: the node's
     ``ClusterSettings``, None when this server is no cluster node."""
-    from perdure.server.cluster.wiring import settings_from  # noqa: PLC0415
+    try:
+        from perdure.server.cluster.wiring import settings_from  # noqa: PLC0415
+    except ImportError:
+        if args.node_name is None and not os.environ.get("PERDURE_NODE_NAME"):
+            return None
+        raise FlagError(
+            "--node-name needs the PostgreSQL driver: pip install 'perdure[postgres]'"
+        ) from None
 
     try:
         settings = settings_from(args.node_name, args.advertise)

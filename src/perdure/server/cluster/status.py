@@ -3,9 +3,10 @@ owner, epoch and lease age, from the node's latest view (at most one lease tick 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from perdure.server.cluster.node import ClusterNode
+if TYPE_CHECKING:  # the cluster's modules need psycopg: imported only on a cluster node
+    from perdure.server.cluster.node import ClusterNode
 
 
 def cluster_json(node: ClusterNode) -> dict[str, Any]:
