@@ -47,16 +47,6 @@ def bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
-def available() -> bool:
-    if bindir() is None:
-        return False
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @dataclass
 class PostgresServer:
     root: Path
