@@ -425,3 +425,16 @@ def test_service_settings_and_state_edits_reach_the_right_workers(workers: Setup
     }  # fmt: skip
     for n, key in enumerate(keys):
         assert workers.ingress.post(f"/Account/{key}/deposit", json=1).json() == 101 + n
+
+
+def test_workers_die_with_their_supervisor_and_the_server_starts_again(tmp_path: Path) -> None:
+    with PerdureServer.start(tmp_path, args=["--workers", "2"]) as server:
+        pids = server.worker_pids()
+        assert len(pids) == 2
+        os.kill(server.child.proc.pid, signal.SIGKILL)  # the supervisor alone
+        server.child.proc.wait(timeout=10)
+        wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in pids),
+                   "the workers to die with their supervisor")  # fmt: skip
+        server.restart()  # the stores are free again
+        assert len(server.worker_pids()) == 2
+        assert server.http.get(server.admin + "/deployments").status_code == 200

@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         default=1,
+        metavar="N",
         help="worker processes (1): N > 1 runs N workers sharing the ports, each owning a share "
         "of the partitions and its own store in the data dir (fixed when the data dir is created)",
     )
