@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.cases import CASES
-from bench.loadgen import Issue, LoadConfig, run_load
+from bench.http1 import LeanClient
+from bench.loadgen import Client, Issue, LoadConfig, run_load
 from bench.targets import deployment
 from tests.cluster.nodes import cluster
 from tests.support.postgres import PostgresServer
@@ -59,22 +58,16 @@ def _postgres_cpu(pg: PostgresServer) -> float:
 
 
 class _Spread:
-    """An ``Issue`` sending request ``i`` to node ``i % n`` (a client per node)."""
+    """An ``Issue`` sending request ``i`` to node ``i % n`` (a lean client per node)."""
 
-    def __init__(self, issue: Issue, ingresses: list[str], concurrency: int) -> None:
+    def __init__(self, issue: Issue, ingresses: list[str]) -> None:
         self.issue = issue
         self.ingresses = ingresses
-        self.limits = httpx.Limits(
-            max_connections=concurrency, max_keepalive_connections=concurrency
-        )
-        self.clients: list[httpx.AsyncClient] = []
+        self.clients: list[LeanClient] = []
 
-    async def __call__(self, _client: httpx.AsyncClient, i: int) -> None:
+    async def __call__(self, _client: Client, i: int) -> None:
         if not self.clients:
-            self.clients = [
-                httpx.AsyncClient(base_url=url, timeout=60.0, limits=self.limits)
-                for url in self.ingresses
-            ]
+            self.clients = [LeanClient(url, timeout=60.0) for url in self.ingresses]
         await self.issue(self.clients[i % len(self.clients)], i)
 
     async def close(self) -> None:
@@ -84,7 +77,7 @@ class _Spread:
 
 
 async def _measure(ingresses: list[str], case: str, cfg: LoadConfig) -> dict[str, float]:
-    spread = _Spread(CASES[case].make(f"cluster-{case}"), ingresses, cfg.concurrency)
+    spread = _Spread(CASES[case].make(f"cluster-{case}"), ingresses)
     try:
         await run_load(ingresses[0], spread, LoadConfig(concurrency=cfg.concurrency, duration=2.0))
         result = await run_load(ingresses[0], spread, cfg)
