@@ -52,10 +52,6 @@ def test_a_three_node_cluster_loses_duplicates_and_strands_nothing(tmp_path: Pat
     over, then it rejoins), one node frozen past its lease (it must stop without writing, then
     rejoins) and one deployment SIGKILL, under the same workload spread over every node's
     ingress and the same checks (about 90 s)."""
-    from tests.support import postgres
-
-    if not postgres.available():
-        pytest.skip("PostgreSQL or psycopg is not installed (scripts/setup installs both)")
     seed = int(os.environ.get("PERDURE_CHAOS_SEED", random.randrange(1 << 30)))
     cfg = Config(tmp_path, {"server": 2, "pause": 1, "deployment": 1}, seed=seed, nodes=3)
     outcome = asyncio.run(run(cfg))

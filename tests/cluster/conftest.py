@@ -7,10 +7,6 @@ import pytest
 
 from tests.support import postgres
 
-if not postgres.available():
-    pytest.skip("PostgreSQL or psycopg is not installed (scripts/setup installs both)",
-                allow_module_level=True)  # fmt: skip
-
 
 @pytest.fixture
 def pg_dsn() -> str:
