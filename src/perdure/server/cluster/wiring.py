@@ -16,7 +16,7 @@ from typing import Any
 
 from perdure.server.cluster.fencing import LeaseFence
 from perdure.server.cluster.keeper import Timing
-from perdure.server.cluster.leases import NodeAddress
+from perdure.server.cluster.leases import ClusterError, NodeAddress
 from perdure.server.cluster.node import ClusterNode
 from perdure.server.cluster.router import ClusterForwarder, LeaseRouter
 from perdure.server.routing.admin import AdminRouting
@@ -140,7 +140,11 @@ async def join(runtime: Any, config: Any, fence: LeaseFence) -> ClusterRouting:
         fence=fence,
         timing=settings.timing,
     )
-    await node.setup()
+    try:
+        await node.setup()
+    except ClusterError as exc:  # the cluster's tables disagree with this node: say how, stop
+        log.error("%s", exc)
+        raise SystemExit(1) from None
     engine.invoker = node.guard(runtime.invoker)
     routing = ClusterRouting.wire(runtime, node, config.protection.admin_token)
     await routing.start()
