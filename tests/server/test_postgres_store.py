@@ -146,6 +146,7 @@ def test_a_restart_rebuilds_the_working_copy_from_postgres_only(
     store.commit()  # committed locally, then the process dies before the sync
     store.db.close()
     again = PostgresStore(pg_url, tmp_path / "working.sqlite3")
+    assert (tmp_path / "working.sqlite3").stat().st_mode & 0o777 == 0o600  # the operator's alone
     assert again.get_state("Counter", "durable") == [(b"v", b"1")]
     assert again.get_state("Counter", "never-synced") == []
     again.close()

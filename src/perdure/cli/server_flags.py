@@ -118,6 +118,9 @@ def store_url(args: argparse.Namespace) -> str | None:
         url = os.environ.get(STORE_ENV) or None
     if url is None:
         return None
+    if (getattr(args, "workers", None) or 1) > 1 and getattr(args, "node_name", None) is None:
+        # each worker would take the store's single-writer fence from the others
+        raise FlagError("--store with --workers N: run one node per process instead")
     if not url.startswith(("postgresql://", "postgres://")):
         raise FlagError(
             f"--store: {url!r} is not a PostgreSQL URL; expected "

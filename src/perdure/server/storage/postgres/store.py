@@ -4,9 +4,9 @@ The engine runs on the working copy (the SQLite ``Store``, ``synchronous=OFF``, 
 PostgreSQL at every start), so a transition never waits on the network. The working copy records
 every write in its op log (oplog.py: the final image of each row changed, undone with an event
 that rolls back). ``sync``, on the engine's writer thread, ships the changes of every committed
-batch to PostgreSQL in ONE transaction: the fence check, then per table one DELETE and one
-upsert over arrays (``unnest``), all pipelined, so one sync is one round trip whatever it holds.
-The engine releases a batch's effects only after that commit.
+batch to PostgreSQL in ONE transaction of two statements, pipelined (one round trip whatever it
+holds): the fence check, then one statement whose data-modifying CTEs delete and upsert each
+table's rows (sent as JSON). The engine releases a batch's effects only after that commit.
 
 Partitions (for the cluster): ``load_partitions(ps)`` copies their rows from PostgreSQL into the
 working copy, ``drop_partitions(ps)`` deletes them locally and forgets their unshipped changes.
@@ -34,6 +34,7 @@ from perdure.server.storage.oplog import KEY_LENGTHS, UNPARTITIONED, Change, Key
 from perdure.server.storage.postgres.fence import FENCED_SQLSTATE, Fence, Fenced, WriterFence
 from perdure.server.storage.postgres.schema import migrate
 from perdure.server.storage.postgres.url import redact
+from perdure.server.storage.private import private_file
 from perdure.server.storage.query import QueryError, run_query
 from perdure.server.storage.schema import migrate as migrate_sqlite
 from perdure.server.storage.sqlite import Store
@@ -102,6 +103,8 @@ class PostgresStore(Store):
             for suffix in ("", "-wal", "-shm"):  # the working copy is rebuilt, never trusted
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(f"{working_copy}{suffix}")
+            if str(working_copy) != ":memory:":
+                private_file(Path(working_copy))  # 0600, like the SQLite store: it holds it all
             super().__init__(working_copy, synchronous="OFF")
             self.needs_sync = True
             self.oplog = OpLog()
@@ -385,7 +388,9 @@ class PostgresStore(Store):
         marks = ", ".join("?" * len(columns))
         insert = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
         with conn.cursor(binary=True) as cursor:
-            cursor.execute(f"SELECT {names} FROM {table} WHERE {where}", args)
+            key = ", ".join(name for name, _ in columns[: KEY_LENGTHS[table]])
+            # in key order: SQLite then appends to its B-trees instead of inserting at random
+            cursor.execute(f"SELECT {names} FROM {table} WHERE {where} ORDER BY {key}", args)
             while rows := cursor.fetchmany(_LOAD_CHUNK):
                 local.execute("BEGIN IMMEDIATE")
                 local.executemany(insert, rows)
