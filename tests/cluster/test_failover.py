@@ -6,7 +6,7 @@ What must hold: the dead node's partitions are taken over within 10 s (PostgreSQ
 TTL is 5 s, a tick 1 s); every accepted request completes exactly once with the right result, no
 acknowledged ``ctx.run`` runs twice, sleeping invocations keep their timers; a frozen node that
 comes back writes nothing (a trigger records the writer of every row) and stops; restarted nodes
-rejoin and the partitions spread evenly again. About 50 s each on 2 cores."""
+rejoin and the partitions spread evenly again. About 40 s each on 2 cores."""
 
 from __future__ import annotations
 
