@@ -268,13 +268,14 @@ def test_query_on_a_node_without_partitions_sees_the_whole_store(
     [
         ("mysql://db/x", 2, "--store: 'mysql://db/x' is not a PostgreSQL URL"),
         ("postgresql://me:pw@127.0.0.1:1/db", 1, "cannot connect to PostgreSQL"),
+        ("postgresql://me:pw@127.0.0.1:1/db --workers 2", 2, "--store with --workers N"),
     ],
 )
 def test_a_bad_store_flag_is_a_clear_error(
     tmp_path: Path, store: str, status: int, message: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "perdure.cli", "server", "--store", store,
+        [sys.executable, "-m", "perdure.cli", "server", "--store", *store.split(),
          "--data-dir", str(tmp_path / "data"), "--ingress-bind", "127.0.0.1:0",
          "--admin-bind", "127.0.0.1:0"],
         check=False, capture_output=True, text=True, timeout=60,

@@ -154,6 +154,7 @@ def open_runtime(
     return Runtime(
         data_dir / (DB_FILE if store is None else WORKING_COPY_FILE),
         store_url=store,
+        lock_path=data_dir / DB_FILE,
         defaults=defaults,
         ingress_url=ingress_url,
         synchronous=synchronous,

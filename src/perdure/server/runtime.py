@@ -61,6 +61,7 @@ class Runtime:
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
         identity: SigningKey | None = None,
+        lock_path: Path | str | None = None,
         partitions: int | None = None,
         owned: Iterable[int] | None = None,
         transport: Transport | None = None,
@@ -68,7 +69,9 @@ class Runtime:
         fence: Fence | None = None,
     ) -> None:
         self.db_path = Path(db_path)
-        self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
+        # One server per data directory, whichever store it uses: ``lock_path`` names the file
+        # whose lock is taken (default: the store's own).
+        self.lock = StoreLock(lock_path or db_path) if str(db_path) != ":memory:" else None
         try:
             if self.lock is not None:
                 private_file(Path(db_path))
