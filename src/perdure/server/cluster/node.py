@@ -222,6 +222,8 @@ class ClusterNode:
     async def _hand_over(self, partitions: list[int]) -> None:
         await self.engine.release(partitions)
         await self.engine.durable()
+        # In a thread: the working copy's other connection waits for the engine's batches,
+        # which commit on this loop.
+        await asyncio.to_thread(self.store.drop_partitions, partitions)
         self.fence.revoke(partitions)
-        self.store.drop_partitions(partitions)
         log.info("handed partitions %s over", partitions)
