@@ -83,7 +83,18 @@ class LeaseTable:
     def __init__(self, dsn: str, me: NodeAddress, ttl: float) -> None:
         self.me = me
         self.ttl = ttl
-        self.db = psycopg.connect(dsn, autocommit=False, application_name=f"perdure {me.name}")
+        # No statement of the keeper may wait long (a lock held by a frozen node's transaction
+        # must not stall the renewals of the others), nor may a transaction of a frozen keeper
+        # hold its locks for long.
+        self.db = psycopg.connect(
+            dsn,
+            autocommit=False,
+            application_name=f"perdure {me.name}",
+            options=(
+                f"-c lock_timeout={LOCK_TIMEOUT} -c statement_timeout=5s "
+                "-c idle_in_transaction_session_timeout=3s"
+            ),
+        )
 
     def close(self) -> None:
         self.db.close()
