@@ -39,6 +39,20 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="SIGKILL one worker of --workers N (its supervisor restarts it)",
     )
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="N > 1: a cluster of N nodes on a throwaway PostgreSQL; --server-kills then SIGKILL "
+        "one node (the others take over, it rejoins)",
+    )
+    p.add_argument(
+        "--node-pauses",
+        type=int,
+        default=0,
+        help="with --nodes: SIGSTOP a node past its lease, then SIGCONT (it must stop, having "
+        "written nothing) and restart it",
+    )
     p.add_argument("--actors", type=int, default=6, help="concurrent clients")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--min-gap", type=float, default=0.5, help="least workload time before a fault")
@@ -64,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "goaway": args.goaways,
         "hang": args.hangs,
         "worker": args.worker_kills,
+        "pause": args.node_pauses,
     }
     tmp = args.dir or Path(tempfile.mkdtemp(prefix="perdure-chaos-"))
     cfg = Config(
@@ -77,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         goaway_after=args.goaway_after,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         stuck_timeout=args.stuck_timeout,
+        nodes=args.nodes,
     )
     if args.workers > 1:
         cfg.server_args = (*cfg.server_args, "--workers", str(args.workers))

@@ -22,10 +22,13 @@ import httpx
 
 from tests.chaos.checks import Verdict, verify
 from tests.chaos.cluster import Cluster, cluster
+from tests.chaos.nodes import nodes_cluster
 from tests.chaos.workload import Workload
+from tests.cluster.spread import SpreadWorkload
 
-FAULTS = ("server", "deployment", "both", "blackhole", "goaway", "hang", "worker")
+FAULTS = ("server", "deployment", "both", "blackhole", "goaway", "hang", "worker", "pause")
 WINDOW_GRACE = 1.0
+NODE_WINDOW_GRACE = 6.0
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Config:
     server_args: tuple[str, ...] = ("--inactivity-timeout", "5s")
     progress: Callable[[str], None] | None = None
     """Called with a line per cycle (the command line prints them)."""
+    nodes: int = 1
+    """N > 1: a cluster of N nodes on a throwaway PostgreSQL (tests/chaos/nodes.py); the
+    server faults hit one node, ``pause`` freezes one past its lease."""
 
 
 @dataclass
@@ -146,6 +152,8 @@ async def _fault(c: Cluster, cfg: Config, kind: str) -> tuple[Cycle, tuple[float
         restart = await c.kill_deployment()
     elif kind == "worker":
         restart = await c.kill_worker(int(began * 1000))
+    elif kind == "pause":
+        restart = await c.pause_node()  # type: ignore[attr-defined]
     elif kind == "both":
         restart = await c.kill_both()
     elif kind == "blackhole":
@@ -165,8 +173,10 @@ async def _fault(c: Cluster, cfg: Config, kind: str) -> tuple[Cycle, tuple[float
     # after a GOAWAY period: how long the probe itself took; otherwise: since the fault (its end)
     first_good = good if good is None or kind == "goaway" else done - began
     window = None
-    if kind in {"server", "both", "worker"}:
-        window = (began_wall, time.time() + WINDOW_GRACE)
+    if kind in {"server", "both", "worker", "pause"}:
+        # on a cluster, a request forwarded to the dead node retries its connection for 5 s
+        grace = NODE_WINDOW_GRACE if cfg.nodes > 1 else WINDOW_GRACE
+        window = (began_wall, time.time() + grace)
     return Cycle(kind, restart, first_good), window
 
 
@@ -176,8 +186,22 @@ async def run(cfg: Config) -> Outcome:
     schedule = [kind for kind, n in cfg.counts.items() for _ in range(n)]
     rng.shuffle(schedule)
     started = time.monotonic()
-    async with cluster(cfg.tmp, cfg.server_args) as c:
-        workload = Workload(c.ingress, c.deployment.ledger, cfg.seed, cfg.stuck_timeout)
+    under_test = (
+        nodes_cluster(cfg.tmp, cfg.nodes, cfg.seed, cfg.server_args)
+        if cfg.nodes > 1
+        else cluster(cfg.tmp, cfg.server_args)
+    )
+    async with under_test as c:
+        workload = (
+            SpreadWorkload(
+                lambda: [n.ingress for n in c.live],  # type: ignore[attr-defined]
+                c.deployment.ledger,
+                cfg.seed,
+                cfg.stuck_timeout,
+            )
+            if cfg.nodes > 1
+            else Workload(c.ingress, c.deployment.ledger, cfg.seed, cfg.stuck_timeout)
+        )
         windows: list[tuple[float, float]] = []
         timeline: list[str] = []
         actors = [asyncio.create_task(workload.actor(cfg.pause)) for _ in range(cfg.actors)]

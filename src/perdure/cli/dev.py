@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
-        store = store_url(args)
         partitions = partition_count(args)
+        store = store_url(args)
     except FlagError as exc:
         print(f"perdure dev: {exc}", file=sys.stderr)
         return 2

@@ -12,15 +12,16 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from google.protobuf.json_format import MessageToDict
 
 import perdure
-from perdure.cli import call, deployments, dev, invocations, services, state
+from perdure.cli import call, cluster, deployments, dev, invocations, services, state
 from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
@@ -40,6 +41,7 @@ MANAGEMENT = {
     "invocations": invocations,
     "state": state,
     "call": call,
+    "cluster": cluster,
 }
 
 
@@ -94,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes (1): N > 1 runs N workers sharing the ports, each owning a share "
         "of the partitions and its own store in the data dir (fixed when the data dir is created)",
     )
+    node = server.add_argument_group("cluster (with --store postgresql://...; docs/scaling.md)")
+    node.add_argument(
+        "--node-name",
+        metavar="NAME",
+        help="run as a node of the cluster on the --store database, under this unique name "
+        "($PERDURE_NODE_NAME)",
+    )
+    node.add_argument(
+        "--advertise",
+        metavar="HOST",
+        help="the host the other nodes reach this one at, with the ingress and admin ports "
+        "(default: the bind host, or this machine's name when bound to 0.0.0.0; "
+        "$PERDURE_ADVERTISE)",
+    )
     dev.add_parser(sub)
     for group in MANAGEMENT.values():
         group.add_parser(sub)
@@ -121,8 +137,9 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
-        store = store_url(args)
         partitions = partition_count(args)
+        store = store_url(args)
+        cluster = _cluster(args, store)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +153,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         protection=guards,
         partitions=partitions,
         workers=args.workers,
+        cluster=cluster,
     )
     from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.routing.layout import LayoutError, claim  # noqa: PLC0415
@@ -155,10 +173,36 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             claim(config.data_dir, 1)
             asyncio.run(serve(config))
-    except (SchemaError, StoreInUse, StoreUnavailable, PartitionCountMismatch, LayoutError) as exc:
+    except (SchemaError, StoreInUse, LayoutError, PartitionCountMismatch, StoreUnavailable) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cluster(args: argparse.Namespace, store: str | None) -> Any:
+    """``--node-name``/``--advertise`` (or their environment variables), checked: the node's
+    ``ClusterSettings``, None when this server is no cluster node."""
+    try:
+        from perdure.server.cluster.wiring import settings_from  # noqa: PLC0415
+    except ImportError:
+        if args.node_name is None and not os.environ.get("PERDURE_NODE_NAME"):
+            return None
+        raise FlagError(
+            "--node-name needs the PostgreSQL driver: pip install 'perdure[postgres]'"
+        ) from None
+
+    try:
+        settings = settings_from(args.node_name, args.advertise)
+    except ValueError as exc:
+        raise FlagError(str(exc)) from None
+    if settings is None:
+        return None
+    if store is None:
+        raise FlagError("--node-name: a cluster runs on PostgreSQL; add --store postgresql://...")
+    if args.workers > 1:
+        raise FlagError("--node-name and --workers N: run one node per process (start more "
+                        "nodes instead of workers)")  # fmt: skip
+    return settings
 
 
 def _decode(path: Path, out: TextIO) -> int:

@@ -117,7 +117,7 @@ class DevSession:
                 identity=config.protection.identity_key,
                 partitions=config.partitions,
             )
-        except (StoreUnavailable, PartitionCountMismatch) as exc:
+        except (PartitionCountMismatch, StoreUnavailable) as exc:
             self.say(f"perdure dev: {exc}")
             return 1
         self.runtime = runtime

@@ -29,7 +29,9 @@ from perdure.server.storage.private import private_dir
 from perdure.server.ui import with_ui
 
 if TYPE_CHECKING:
-    from perdure.server.routing.worker import WorkerSpec
+    from perdure.server.cluster.fencing import LeaseFence
+    from perdure.server.cluster.wiring import ClusterRouting, ClusterSettings
+    from perdure.server.routing.worker import WorkerRouting, WorkerSpec
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
@@ -76,6 +78,9 @@ class ServerConfig:
     partitions: int | None = None
     """The partition count of a new store (None: 16); an existing store keeps its own, and a
     different count is refused at startup (``PartitionCountMismatch``)."""
+    cluster: ClusterSettings | None = None
+    """``--node-name`` (with ``--store postgresql://...``): run as a node of a cluster (see
+    ``perdure.server.cluster``)."""
     workers: int = 1
     """Worker processes (``--workers``): 1 runs everything in this process; N > 1 runs a
     supervisor and N workers, worker i owning the partitions p % N == i (see
@@ -130,13 +135,15 @@ def open_runtime(
     ingress_url: str,
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
-    store: str | None = None,
     partitions: int | None = None,
     owned: Iterable[int] | None = None,
+    store: str | None = None,
+    fence: LeaseFence | None = None,
 ) -> Runtime:
     """The Runtime on the store in ``data_dir`` (created 0700 if missing), or on PostgreSQL at
     ``store`` with its working copy in ``data_dir``, as server and dev run it. ``owned``: the
-    partitions it runs (None: all)."""
+    partitions it runs (None: all); ``fence``: a cluster node's lease fence (it then starts
+    owning nothing: partitions come with their leases)."""
     private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
@@ -153,7 +160,8 @@ def open_runtime(
         synchronous=synchronous,
         identity=identity,
         partitions=partitions,
-        owned=owned,
+        owned=owned if fence is None else (),
+        fence=fence,
     )
 
 
@@ -181,27 +189,37 @@ async def serve(
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    fence = None
+    if config.cluster is not None:
+        from perdure.server.cluster.fencing import LeaseFence  # noqa: PLC0415
+
+        fence = LeaseFence(config.cluster.node_name)
     runtime = open_runtime(
         config.data_dir if worker is None else worker.data_dir(config.data_dir),
         inactivity_timeout=config.inactivity_timeout,
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
-        store=config.store,
         partitions=config.partitions if worker is None else worker.partition_count,
         owned=None if worker is None else worker.owned,
+        store=config.store,
+        fence=fence,
     )
     stop_accepting = asyncio.Event()
     apps = listeners(
         runtime, config.ingress_bind, config.admin_bind, config.protection, ui=config.ui
     )
-    routing = None
+    routing: WorkerRouting | ClusterRouting | None = None
     if worker is None:
         servers = [
             loop.create_task(serve_http(app, bind, name, stop_accepting))
             for app, bind, name in apps
         ]
         runtime.start()
+        if config.cluster is not None and fence is not None:
+            from perdure.server.cluster.wiring import join  # noqa: PLC0415
+
+            routing = await join(runtime, config, fence)
     else:
         from perdure.server.routing.worker import WorkerRouting  # noqa: PLC0415
 

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -28,13 +29,22 @@ from perdure.server.storage import Storage, Store
 from perdure.server.storage.lock import StoreLock
 from perdure.server.storage.private import private_file
 
+if TYPE_CHECKING:
+    from perdure.server.storage.postgres.fence import Fence
+
 log = logging.getLogger("perdure.server")
 
 
-def _postgres(url: str, working_copy: Path | str) -> Storage:
+def _postgres(
+    url: str, working_copy: Path | str, owned: Iterable[int] | None, fence: Fence | None
+) -> Storage:
+    """``owned``: the partitions to load at start (None: all); ``fence``: the commit check of a
+    cluster node (None: one writer per database)."""
     from perdure.server.storage.postgres import PostgresStore  # noqa: PLC0415 (optional driver)
 
-    return PostgresStore(url, working_copy, exit_when_fenced=True)
+    # A fenced commit ends the process, single node or cluster node alike: a lease (or the
+    # store) moved on while this process was stalled; a restart joins again clean.
+    return PostgresStore(url, working_copy, owned=owned, fence=fence, exit_when_fenced=True)
 
 
 class RegistrationError(Exception):
@@ -51,11 +61,12 @@ class Runtime:
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
         identity: SigningKey | None = None,
-        store_url: str | None = None,
         lock_path: Path | str | None = None,
         partitions: int | None = None,
         owned: Iterable[int] | None = None,
         transport: Transport | None = None,
+        store_url: str | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         # One server per data directory, whichever store it uses: ``lock_path`` names the file
@@ -67,7 +78,7 @@ class Runtime:
             store: Storage = (
                 Store(db_path, synchronous=synchronous)
                 if store_url is None
-                else _postgres(store_url, db_path)
+                else _postgres(store_url, db_path, owned, fence)
             )
         except BaseException:
             if self.lock is not None:

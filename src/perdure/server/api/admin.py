@@ -36,6 +36,7 @@ from perdure.server.api.metadata import (
 )
 from perdure.server.api.openapi import admin_document, service_document
 from perdure.server.api.query import query
+from perdure.server.cluster.status import cluster_json
 from perdure.server.engine import registrations
 from perdure.server.engine.deadlock import describe_cycle
 from perdure.server.engine.state_edits import edit_state
@@ -44,6 +45,7 @@ from perdure.server.limits import MAX_LIST_LIMIT
 from perdure.server.records import DeploymentRecord, Invocation, Status
 
 if TYPE_CHECKING:
+    from perdure.server.cluster.node import ClusterNode
     from perdure.server.engine.driver import Engine
     from perdure.server.invoker.invoker import Invoker
     from perdure.server.routing.admin import AdminRouting
@@ -72,6 +74,8 @@ class Admin:
         self.routing: AdminRouting | None = None
         """Set when partitions are spread over processes: per-invocation actions go to the
         owner, listings cover every process, registry changes reach them all."""
+        self.cluster: ClusterNode | None = None
+        """Set on a cluster node: ``GET /cluster`` shows the cluster (404 otherwise)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -148,6 +152,14 @@ class Admin:
                 return Response.json(200, {"services": services})
             case ["services", name, *rest]:
                 return await self._service(request, name, rest)
+            case ["cluster"] if method == "GET":
+                if self.cluster is None:
+                    return error(
+                        404,
+                        "this server is not a cluster node (a cluster runs on "
+                        "PostgreSQL: --store postgresql://... --node-name NAME)",
+                    )
+                return Response.json(200, cluster_json(self.cluster))
             case ["query"] if method == "POST":
                 live = [str(i) for i in self.invoker.attempts]
                 return await query(request, self.engine, live)

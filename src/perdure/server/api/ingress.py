@@ -6,9 +6,11 @@ status codes, headers (``x-restate-id``, ``x-restate-error-source``) and JSON er
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -44,6 +46,7 @@ from perdure.server.api.targets import (
     parse_invocation_id,
     parse_target_body,
 )
+from perdure.server.engine.messages import NotOwned
 from perdure.server.engine.requests import InvokeRequest
 from perdure.server.records import Result, Status
 from perdure.server.registry import Service
@@ -63,6 +66,10 @@ def error(status: int, message: str, *, source: str = "ingress",
         {"code": status, "message": message, "source": source},
         [("x-restate-error-source", source), *(headers or [])],
     )
+
+
+ATTACH_AFTER_MOVE_TIMEOUT = 60.0
+"""Seconds a request keeps looking for the new owner of its invocation's partition."""
 
 
 def internal_error(exc: Exception) -> str:
@@ -162,6 +169,10 @@ class Ingress:
             response = await self.handle(request)
         except ConnectionAbortedError:
             raise  # a forwarded request whose owner died: the client sees a broken connection
+        except NotOwned as exc:  # nothing applied: the partition moved away meanwhile (cluster)
+            response = error(503, f"{exc}: it is moving between owners; retry")
+            response = Response(response.status, response.body,
+                                [*response.headers, ("retry-after", "1")])  # fmt: skip
         except Exception as exc:
             # The last resort: no input should get here (each is answered 4xx before), and the
             # client sees what kind of failure it was, never a traceback.
@@ -293,6 +304,8 @@ class Ingress:
             )
         if self.route is not None:
             pk = _partition_key(service, handler, key, idempotency_key)
+            if pk is None and not self.engine.owned:  # a node with no partitions (yet): any will do
+                pk = int.from_bytes(os.urandom(8), "big")
             if pk is not None and (forwarded := await self.route(pk, request)) is not None:
                 return forwarded
         path_and_query = request.raw_path + (
@@ -328,7 +341,10 @@ class Ingress:
                 outcome.invocation_id, outcome.result, handler, expires_at=outcome.expires_at
             )
         waiter = engine.wait_for(outcome.invocation_id)
-        result, _ = await waiter
+        try:
+            result, _ = await waiter
+        except NotOwned:
+            return await self._attach_at_owner(outcome.invocation_id)
         return result_response(outcome.invocation_id, result, handler)
 
     # -- attach, output and lookup -------------------------------------------------------------
@@ -431,8 +447,27 @@ class Ingress:
             return result_response(invocation_id, inv.result, handler, expires_at=inv.expires_at)
         if mode == "output":
             return error(470, "the invocation exists but has not completed yet")
-        result, _ = await engine.wait_for(invocation_id)
+        try:
+            result, _ = await engine.wait_for(invocation_id)
+        except NotOwned:
+            return await self._attach_at_owner(invocation_id)
         return result_response(invocation_id, result, handler)
+
+    async def _attach_at_owner(self, invocation_id: InvocationId) -> Response:
+        """The invocation's partition moved to another process while a request waited for its
+        result here: attach to it wherever it is now (the answer has the same shape). The
+        invocation exists, so a 503 (the partition between owners) is retried here, never
+        passed on: a client would take it for "nothing applied" and send the request again."""
+        path = f"/restate/invocation/{invocation_id}/attach"
+        attach = Request("GET", path, path, "", [], b"")
+        deadline = asyncio.get_running_loop().time() + ATTACH_AFTER_MOVE_TIMEOUT
+        while True:
+            answer = await self.handle(attach)
+            if answer.status != 503 or asyncio.get_running_loop().time() > deadline:
+                return (
+                    answer if answer.status != 503 else Response(504, answer.body, answer.headers)
+                )
+            await asyncio.sleep(0.25)
 
     # -- awakeables ----------------------------------------------------------------------------
 

@@ -414,7 +414,8 @@ class Engine:
         """Stop running ``partitions``: their live attempts are aborted, their timers and
         deliveries stop, and no later event writes to them (an attempt's late messages are
         dropped; messages to them are refused with ``NotOwned``). Returns once what was applied
-        before is durable (the caller may then drop their data)."""
+        before is durable (the caller may then drop their data); then ``wait_for`` futures of
+        their invocations fail with ``NotOwned`` (the result will come from the new owner)."""
         gone = set(partitions) & self.core.owned
         if not gone:
             return
@@ -431,6 +432,13 @@ class Engine:
             for invocation_id in running:
                 self.invoker.abort(invocation_id)
         await self.durable()
+        # Requests still waiting for a result of theirs: it will come from the new owner.
+        for invocation_id in [
+            i for i in self._waiters if self.partitions.partition_of_id(i) in gone
+        ]:
+            for future in self._waiters.pop(invocation_id):
+                if not future.done():
+                    future.set_exception(NotOwned(self.partitions.partition_of_id(invocation_id)))
 
     async def accept(self, source_partition: int, messages: list[OutboxMessage]) -> None:
         """Apply messages from ``source_partition`` (seq order), each exactly once (those
