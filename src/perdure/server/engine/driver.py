@@ -55,6 +55,7 @@ from perdure.server.engine.requests import AttemptRejected
 from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
 from perdure.server.storage import Storage
+from perdure.server.storage.hot import HotStore
 
 R = TypeVar("R")
 log = logging.getLogger("perdure.server.engine")
@@ -105,7 +106,9 @@ class _Batch:
 
 class Engine:
     def __init__(self, store: Storage, registry: Registry, clock: Clock | None = None) -> None:
-        self._store = store
+        # hot data in memory, written through to the store (storage/hot.py)
+        self._store = store if isinstance(store, HotStore) else HotStore(store)
+        store = self._store
         self.registry = registry
         registry.load(store.list_deployments(), store.list_services())
         self.clock = clock or SystemClock()

@@ -427,20 +427,15 @@ class Store:
         invocation_id: InvocationId,
         kind: TimerKind,
         completion_id: int | None = None,
-    ) -> None:
+    ) -> Timer:
         self._timer_seq += 1
+        pk = sql_pk(invocation_id.partition_key)
         self.db.execute(
             "INSERT INTO timers (pk, seq, fire_at, id, kind, completion_id) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                sql_pk(invocation_id.partition_key),
-                self._timer_seq,
-                fire_at,
-                str(invocation_id),
-                kind.value,
-                completion_id,
-            ),
+            (pk, self._timer_seq, fire_at, str(invocation_id), kind.value, completion_id),
         )
+        return Timer(pk, self._timer_seq, fire_at, invocation_id, kind, completion_id)
 
     def due_timers(self, now: int, limit: int = 1000) -> list[Timer]:
         rows = self.db.execute(
@@ -575,6 +570,24 @@ class Store:
         self.db.execute(
             "DELETE FROM promise_listeners WHERE pk = ? AND service = ? AND key = ?", args
         )
+
+    # -- whole tables of live data, for the in-memory layer (storage/hot.py) ----------------------
+
+    def all_locks(self) -> list[tuple[str, str, str]]:
+        rows = self.db.execute("SELECT service, key, id FROM locks").fetchall()
+        return [(str(s), str(k), str(i)) for s, k, i in rows]
+
+    def inbox_sizes(self) -> list[tuple[str, str, int]]:
+        rows = self.db.execute("SELECT service, key, COUNT(*) FROM inbox GROUP BY pk, service, key")
+        return [(str(s), str(k), int(n)) for s, k, n in rows.fetchall()]
+
+    def all_sinks(self) -> list[tuple[InvocationId, Sink]]:
+        rows = self.db.execute(
+            "SELECT id, caller, completion_id, notification_type FROM sinks"
+        ).fetchall()
+        return [
+            (InvocationId.parse(i), Sink(InvocationId.parse(c), cid, t)) for i, c, cid, t in rows
+        ]
 
     # -- deployments and services --------------------------------------------------------------
 
