@@ -123,8 +123,12 @@ def test_a_rolled_back_event_rolls_memory_back(clock: Clock) -> None:
     command(core, sleeper, m.SleepCommand(wake_up_time=clock.now + 50, result_completion_id=1))
     command(core, holder, m.SetStateCommand(key=b"a", value=m.Value(content=b"2")))
     command(core, holder, m.ClearAllStateCommand())
-    child_call = m.CallCommand(service_name="Greeter", handler_name="greet",
-                               invocation_id_notification_idx=1, result_completion_id=2)  # fmt: skip
+    child_call = m.CallCommand(
+        service_name="Greeter",
+        handler_name="greet",
+        invocation_id_notification_idx=1,
+        result_completion_id=2,
+    )
     command(core, sleeper, child_call)
     output(core, holder, b"done")  # completes, releases the lock to ``queued``
     assert store.lock_holder("Counter", "k") == str(queued)

@@ -56,6 +56,11 @@ def key_pk(service_key: str) -> int:
 log = logging.getLogger("perdure.server.storage")
 CHECKPOINT_INTERVAL = 1.0
 """Seconds between two checkpoints of the WAL into the database (by ``sync``)."""
+WAL_LIMIT = 32 << 20
+"""Bytes past which ``sync`` truncates the WAL. Under steady writes a PASSIVE checkpoint rarely
+catches up with the engine's commits, so SQLite never rewinds the WAL and it grows without bound;
+a TRUNCATE checkpoint waits for the open batch and holds writes for its duration (milliseconds:
+PASSIVE checkpoints already copied nearly every frame)."""
 
 _INVOCATION_COLUMNS = (
     "pk, id, service, handler, key, service_ty, handler_ty, status, idempotency_key, "
@@ -162,6 +167,8 @@ class Store:
             self._checkpointer.execute("PRAGMA synchronous=NORMAL")
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self._checkpointed_at = time.monotonic()
+        if self._wal_fd is not None and os.fstat(self._wal_fd).st_size > WAL_LIMIT:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
         self.rollback()
