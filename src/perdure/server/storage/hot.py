@@ -30,8 +30,9 @@ then memory is loaded again from it.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import heapq
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,9 +59,13 @@ TimerKey = tuple[int, int]  # (pk, seq)
 Undo = Callable[[], object]
 
 
+_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Invocation)))
+
+
 def _clone(inv: Invocation) -> Invocation:
-    """A copy a transition may change freely (memory keeps its own until the record is put)."""
-    twin = copy.copy(inv)
+    """A copy a transition may change freely (memory keeps its own until the record is put).
+    Positional, in field order: several times faster than ``copy.copy``."""
+    twin = Invocation(*_FIELDS(inv))
     twin.awaiting = list(inv.awaiting)
     return twin
 
@@ -191,7 +196,8 @@ class HotStore:
             if before is not None:
                 self._leave(before, completed=True)
         else:
-            self._live[invocation_id] = _clone(inv)
+            # the record itself: a transition puts a record after its last change to it
+            self._live[invocation_id] = inv
             if before is None:
                 self._count_key(inv, +1)
             self._on_undo(lambda: self._restore(invocation_id, before))
