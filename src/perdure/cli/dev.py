@@ -16,6 +16,7 @@ from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
     inactivity_ms,
+    partition_count,
     protection,
     setup_logging,
 )
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
+        partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure dev: {exc}", file=sys.stderr)
         return 2
@@ -60,5 +62,6 @@ def run(args: argparse.Namespace) -> int:
         inactivity_timeout=inactivity,
         ui=args.ui,
         protection=guards,
+        partitions=partitions,
     )
     return asyncio.run(run_dev(config, sys.stdout))

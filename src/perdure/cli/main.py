@@ -25,6 +25,7 @@ from perdure.cli.server_flags import (
     FlagError,
     add_server_flags,
     inactivity_ms,
+    partition_count,
     protection,
     setup_logging,
 )
@@ -105,6 +106,7 @@ def _server(args: argparse.Namespace) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
+        partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
@@ -115,13 +117,15 @@ def _server(args: argparse.Namespace) -> int:
         inactivity_timeout=inactivity,
         ui=args.ui,
         protection=guards,
+        partitions=partitions,
     )
+    from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
 
     try:
         asyncio.run(serve(config))
-    except (SchemaError, StoreInUse) as exc:
+    except (SchemaError, StoreInUse, PartitionCountMismatch) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0

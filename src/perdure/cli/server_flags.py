@@ -37,6 +37,13 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-ui", dest="ui", action="store_false", help="do not serve the web UI at the admin /ui"
     )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many partitions a new store is cut into (16); fixed when the store is created",
+    )
     parser.add_argument("--log-level", default="info", help="debug, info, warning (info)")
     security = parser.add_argument_group("security (see docs/security.md)")
     security.add_argument(
@@ -69,6 +76,18 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 class FlagError(Exception):
     """A flag's value is unusable; the message names the flag and what is expected."""
+
+
+def partition_count(args: argparse.Namespace) -> int | None:
+    """``--partitions``, checked (None: the store's count, or the default for a new store)."""
+    if args.partitions is None:
+        return None
+    from perdure.server.partitions import check_count  # noqa: PLC0415
+
+    try:
+        return check_count(args.partitions)
+    except ValueError as exc:
+        raise FlagError(f"--partitions: {exc}") from None
 
 
 def inactivity_ms(args: argparse.Namespace) -> int | None:

@@ -27,6 +27,7 @@ from perdure.protocol import InvocationId
 from perdure.sdk.endpoint import App
 from perdure.server.app import Protection, listeners, open_runtime, serve_http, shutdown
 from perdure.server.bind import split_bind
+from perdure.server.partitions import PartitionCountMismatch
 from perdure.server.records import Status
 from perdure.server.runtime import RegistrationError, Runtime
 
@@ -53,6 +54,8 @@ class DevConfig:
     """Serve the web UI on the admin port at ``/ui``."""
     protection: Protection = field(default_factory=Protection)
     """Tokens, allowed hosts and the request identity key, as ``perdure server`` takes them."""
+    partitions: int | None = None
+    """The partition count of a new store (None: 16); an existing store keeps its own."""
 
 
 class DevError(Exception):
@@ -101,12 +104,17 @@ class DevSession:
 
     async def serve(self, stop: asyncio.Event) -> int:
         config = self.config
-        runtime = open_runtime(
-            config.data_dir,
-            inactivity_timeout=config.inactivity_timeout,
-            ingress_url=self.ingress_url,
-            identity=config.protection.identity_key,
-        )
+        try:
+            runtime = open_runtime(
+                config.data_dir,
+                inactivity_timeout=config.inactivity_timeout,
+                ingress_url=self.ingress_url,
+                identity=config.protection.identity_key,
+                partitions=config.partitions,
+            )
+        except PartitionCountMismatch as exc:
+            self.say(f"perdure dev: {exc}")
+            return 1
         self.runtime = runtime
         try:
             self.deployment_id = await runtime.mount(self.name, self.app)

@@ -63,6 +63,9 @@ class ServerConfig:
     ui: bool = True
     """Serve the web UI on the admin port at ``/ui`` (``--no-ui`` turns it off)."""
     protection: Protection = field(default_factory=Protection)
+    partitions: int | None = None
+    """The partition count of a new store (None: 16); an existing store keeps its own, and a
+    different count is refused at startup (``PartitionCountMismatch``)."""
 
 
 async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
@@ -96,6 +99,7 @@ def open_runtime(
     ingress_url: str,
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
+    partitions: int | None = None,
 ) -> Runtime:
     """The Runtime on the store in ``data_dir`` (created 0700 if missing), as server and dev run
     it."""
@@ -109,6 +113,7 @@ def open_runtime(
         ingress_url=ingress_url,
         synchronous=synchronous,
         identity=identity,
+        partitions=partitions,
     )
 
 
@@ -139,6 +144,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
+        partitions=config.partitions,
     )
     stop_accepting = asyncio.Event()
     servers = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -18,8 +19,10 @@ from perdure.protocol.identity import SigningKey
 from perdure.server.api.admin import Admin
 from perdure.server.api.ingress import Ingress
 from perdure.server.engine.driver import Clock, Engine
+from perdure.server.engine.messages import Transport
 from perdure.server.invoker.invoker import Invoker
 from perdure.server.invoker.local import ASGIApp, LocalApps
+from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.registry import Defaults, Registry
 from perdure.server.storage import Store
 from perdure.server.storage.lock import StoreLock
@@ -42,6 +45,9 @@ class Runtime:
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
         identity: SigningKey | None = None,
+        partitions: int | None = None,
+        owned: Iterable[int] | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.db_path = Path(db_path)
         self.lock = StoreLock(db_path) if str(db_path) != ":memory:" else None
@@ -53,8 +59,22 @@ class Runtime:
             if self.lock is not None:
                 self.lock.release()
             raise
+        try:
+            count = store.partition_count(partitions, DEFAULT_PARTITIONS)
+        except BaseException:
+            store.close()
+            if self.lock is not None:
+                self.lock.release()
+            raise
         self.registry = Registry(defaults or Defaults())
-        self.engine = Engine(store, self.registry, clock)  # the only owner of the store
+        self.engine = Engine(  # the only owner of the store
+            store,
+            self.registry,
+            clock,
+            partitions=PartitionMap(count),
+            owned=owned,
+            transport=transport,
+        )
         self.local = LocalApps()
         self.invoker = Invoker(self.engine, self.local, identity)
         self.engine.invoker = self.invoker

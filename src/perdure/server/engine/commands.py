@@ -4,14 +4,22 @@ proposals, stored as run completions."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from perdure.protocol import AwakeableId, Frame, InvalidIdError, InvocationId, MessageType
 from perdure.protocol import messages as m
+from perdure.server.engine import lifecycle, outbox
 from perdure.server.engine import notifications as note
 from perdure.server.engine.deadlock import WaitGraph, describe_cycle, find_cycle
 from perdure.server.engine.effects import DeadlockDetected, TimerSet
-from perdure.server.engine.requests import PROTOCOL_VIOLATION, AttemptRejected, InvokeRequest
+from perdure.server.engine.messages import AttachMessage, InvokeMessage
+from perdure.server.engine.requests import (
+    PROTOCOL_VIOLATION,
+    AttemptRejected,
+    InvokeOutcome,
+    InvokeRequest,
+)
 from perdure.server.records import NOT_FOUND, Invocation, Result, Sink, Status, TimerKind
 
 if TYPE_CHECKING:
@@ -39,7 +47,11 @@ def on_command(core: Core, invocation_id: InvocationId, frame: Frame, pin: tuple
         else:
             inv.result = Result(value=message.value.content)
     core.store.put_invocation(inv)
-    apply(core, inv, message)
+    if core.local_only:
+        apply(core, inv, message)
+    else:
+        with outbox.sending_as(core, inv.id.partition_key):
+            apply(core, inv, message)
 
 
 def check(core: Core, inv: Invocation, kind: MessageType, message: m.Message) -> None:
@@ -130,9 +142,8 @@ def apply(core: Core, inv: Invocation, message: m.Message) -> None:  # noqa: PLR
             )
             core.emit(TimerSet(message.wake_up_time))
         case m.CallCommand():
-            outcome = core.invoke(
-                _child_request(inv, message, caller=(inv.id, message.result_completion_id))
-            )
+            caller = (inv.id, message.result_completion_id)
+            outcome = _invoke_child(core, _child_request(inv, message, caller=caller))
             core._notify(
                 inv.id,
                 *note.invocation_id(
@@ -146,11 +157,12 @@ def apply(core: Core, inv: Invocation, message: m.Message) -> None:  # noqa: PLR
                         T.CALL_COMPLETION, message.result_completion_id, outcome.result
                     ),
                 )
-            else:
-                check_deadlock(core, inv.id)
+            elif core.owns(outcome.invocation_id.partition_key):
+                check_deadlock(core, inv.id)  # local only: see deadlock
         case m.OneWayCallCommand():
-            outcome = core.invoke(
-                _child_request(inv, message, execution_time=message.invoke_time or None, send=True)
+            outcome = _invoke_child(
+                core,
+                _child_request(inv, message, execution_time=message.invoke_time or None, send=True),
             )
             core._notify(
                 inv.id,
@@ -174,6 +186,17 @@ def apply(core: Core, inv: Invocation, message: m.Message) -> None:  # noqa: PLR
             )
             if not awakeable.legacy:
                 core.signal(awakeable.invocation_id, index=awakeable.signal_index, result=result)
+        case m.AttachInvocationCommand() | m.GetInvocationOutputCommand() if not core.owns(
+            _target_id(message).partition_key
+        ):
+            kind = (
+                T.ATTACH_INVOCATION_COMPLETION
+                if isinstance(message, m.AttachInvocationCommand)
+                else T.GET_INVOCATION_OUTPUT_COMPLETION
+            )
+            target = _target_id(message)
+            body = AttachMessage(target, inv.id, message.result_completion_id, int(kind))
+            outbox.send(core, target.partition_key, body)
         case m.AttachInvocationCommand():
             attached = core.store.get_invocation(_target_id(message))
             cid = message.result_completion_id
@@ -197,6 +220,24 @@ def apply(core: Core, inv: Invocation, message: m.Message) -> None:  # noqa: PLR
                 core._notify(inv.id, *note.completion(kind, cid, note.VOID))
         case _:
             pass  # Output, Run, eager state reads: journaled, nothing else to do
+
+
+def _invoke_child(core: Core, req: InvokeRequest) -> InvokeOutcome:
+    """Invoke a Call's or OneWayCall's callee: here, or in the partition that owns it (a
+    message; the caller chose the callee's id, so it learns the id at once and the result, if
+    any, later)."""
+    if core.local_only:
+        return core.invoke(req)
+    invocation_id = lifecycle.invocation_id_for(core, req)
+    req = dataclasses.replace(req, invocation_id=invocation_id)
+    if core.owns(invocation_id.partition_key):
+        return core.invoke(req)
+    body = InvokeMessage(
+        invocation_id, req.service, req.handler, req.key, req.body, tuple(req.headers),
+        req.idempotency_key, req.execution_time, req.send, req.caller, req.invoked_by, core.now(),
+    )  # fmt: skip
+    outbox.send(core, invocation_id.partition_key, body)
+    return InvokeOutcome(invocation_id)
 
 
 def check_deadlock(core: Core, waiter: InvocationId) -> None:

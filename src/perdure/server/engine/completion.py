@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from perdure.protocol import InvocationId, MessageType
 from perdure.server.engine import notifications as note
-from perdure.server.engine import state_edits
+from perdure.server.engine import outbox, state_edits
 from perdure.server.engine.effects import Completed, TimerSet
 from perdure.server.records import Invocation, Result, Status, TimerKind
 
@@ -40,11 +40,12 @@ def complete(core: Core, inv: Invocation, result: Result) -> None:
     core.store.delete_timers_of(inv.id)
     core.store.put_invocation(inv)
     core.emit(Completed(inv.id, result, inv.expires_at))
-    for sink in core.store.take_sinks(inv.id):
-        core._notify(
-            sink.caller,
-            *note.completion(MessageType(sink.notification_type), sink.completion_id, result),
-        )
+    sinks = core.store.take_sinks(inv.id)
+    if sinks:
+        with outbox.sending_as(core, inv.id.partition_key):
+            for sink in sinks:
+                kind = MessageType(sink.notification_type)
+                core._notify(sink.caller, *note.completion(kind, sink.completion_id, result))
     if inv.exclusive and core.store.lock_holder(inv.service, inv.key) == str(inv.id):
         release_lock(core, inv.service, inv.key)
     if retention <= 0:

@@ -16,12 +16,17 @@ queued effects); the transitions live in one module per concept:
 * ``completion``: results answered, locks passed on, retention and purge;
 * ``timers``: durable timers firing;
 * ``operator``: cancel, kill, purge, pause, resume;
-* ``containment``: a transition that raised fails its own invocation only.
+* ``containment``: a transition that raised fails its own invocation only;
+* ``outbox`` and ``inbound``: what touches a partition this engine does not own leaves as a
+  message, and the messages other partitions send are applied.
+
+``Core`` owns a set of partitions (``owned``, all of them by default). Only transitions that touch
+an invocation of a partition it does not own behave differently: they write a message instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from perdure.protocol import Frame, InvocationId
 from perdure.protocol import messages as m
@@ -43,6 +48,7 @@ from perdure.server.engine.requests import (
     InvokeRequest,
     UnknownTarget,
 )
+from perdure.server.partitions import PartitionMap
 from perdure.server.records import Invocation, Result, Timer
 from perdure.server.registry import Registry
 from perdure.server.storage import Storage
@@ -59,11 +65,34 @@ __all__ = [
 
 
 class Core:
-    def __init__(self, store: Storage, registry: Registry, now: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: Storage,
+        registry: Registry,
+        now: Callable[[], int],
+        partitions: PartitionMap | None = None,
+        owned: Iterable[int] | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.now = now
         self._effects: list[Effect] = []
+        self.partitions = partitions or PartitionMap()
+        self.owned: frozenset[int] = frozenset()
+        """The partitions this core owns (``set_owned`` changes it: acquire/release)."""
+        self.local_only = True
+        """Every partition is owned: nothing is ever sent (the fast path of one process)."""
+        self.set_owned(self.partitions.all if owned is None else owned)
+        self.senders: list[int] = []
+        """The partitions on whose behalf messages are sent now (see ``outbox.sending_as``)."""
+
+    def set_owned(self, owned: Iterable[int]) -> None:
+        self.owned = frozenset(owned)
+        self.local_only = len(self.owned) == self.partitions.count
+
+    def owns(self, partition_key: int) -> bool:
+        """The partition of ``partition_key`` is owned here: its rows may be written."""
+        return self.local_only or self.partitions.partition_of(partition_key) in self.owned
 
     def emit(self, effect: Effect) -> None:
         """Queue an effect for release after the batch is durable."""
@@ -81,9 +110,10 @@ class Core:
     def invoke(self, req: InvokeRequest) -> InvokeOutcome:
         return lifecycle.invoke(self, req)
 
-    def recover(self) -> int:
-        """After a restart: start an attempt for every invocation that was running."""
-        return lifecycle.recover(self)
+    def recover(self, partitions: Iterable[int] | None = None) -> int:
+        """After a restart: start an attempt for every invocation that was running (of
+        ``partitions`` only, when given)."""
+        return lifecycle.recover(self, partitions)
 
     def restart(self, invocation_id: InvocationId) -> bool:
         return lifecycle.restart(self, invocation_id)

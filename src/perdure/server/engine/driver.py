@@ -39,8 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from perdure.protocol import Frame, InvocationId
+from perdure.server.engine import inbound
 from perdure.server.engine.core import Core
 from perdure.server.engine.deadlock import WaitGraph, find_cycle
+from perdure.server.engine.delivery import Deliveries
 from perdure.server.engine.effects import (
     AbortAttempt,
     AttemptStart,
@@ -48,10 +50,19 @@ from perdure.server.engine.effects import (
     DeadlockDetected,
     Effect,
     Forward,
+    Outgoing,
     StartAttempt,
     TimerSet,
 )
+from perdure.server.engine.messages import (
+    MessageError,
+    NotOwned,
+    OutboxMessage,
+    TargetNotRegisteredYet,
+    Transport,
+)
 from perdure.server.engine.requests import AttemptRejected
+from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
 from perdure.server.storage import Storage
@@ -92,6 +103,10 @@ class AttemptRunner(Protocol):
 Waited = tuple[Result, int | None]
 """An invocation's result and when it expires (for the idempotency-expires header)."""
 
+UNOWNED_TIMER_POLL = 1.0
+"""Seconds between two looks at timers when the due ones are all of partitions not owned (a
+released partition whose data is not dropped yet)."""
+
 SYNC_RETRY_DELAY = 0.5
 """Seconds before a failed sync (fsync error) is tried again; its batches wait meanwhile."""
 
@@ -105,14 +120,42 @@ class _Batch:
 
 
 class Engine:
-    def __init__(self, store: Storage, registry: Registry, clock: Clock | None = None) -> None:
+    """The engine of one process: owns ``owned`` of the store's partitions (all by default).
+
+    ``partitions``: the partition map (default: the count recorded in the store, fixed when it
+    was created). ``owned``: the partitions this engine runs (default: all; a single process
+    then behaves as if partitions did not exist: every interaction is local and in one batch).
+    ``transport``: carries messages to partitions owned elsewhere (settable later as
+    ``engine.transport``).
+    """
+
+    def __init__(
+        self,
+        store: Storage,
+        registry: Registry,
+        clock: Clock | None = None,
+        *,
+        partitions: PartitionMap | None = None,
+        owned: Iterable[int] | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         # hot data in memory, written through to the store (storage/hot.py)
         self._store = store if isinstance(store, HotStore) else HotStore(store)
         store = self._store
         self.registry = registry
         registry.load(store.list_deployments(), store.list_services())
         self.clock = clock or SystemClock()
-        self.core = Core(store, registry, self.clock.now_ms)
+        if partitions is None:
+            partitions = PartitionMap(store.partition_count(None, DEFAULT_PARTITIONS))
+        else:
+            store.partition_count(partitions.count, partitions.count)  # a mismatch raises
+        self.partitions = partitions
+        owned_set = set(partitions.all if owned is None else owned)
+        if not owned_set <= partitions.all:
+            raise ValueError(f"owned partitions must be in 0..{partitions.count - 1}")
+        self.core = Core(store, registry, self.clock.now_ms, partitions, owned_set)
+        self._deliveries = Deliveries(self)
+        self._deliveries.transport = transport
         self.invoker: AttemptRunner | None = None
         self._pending: list[Effect] = []
         self._durable: list[asyncio.Future[None]] = []
@@ -150,7 +193,11 @@ class Engine:
         """Apply an event of one invocation; False when it raised and was contained: rolled
         back, and the invocation failed instead (retried per its policy, the error visible as
         its last failure), or paused when even that raises. ``AttemptRejected`` is no error
-        here: it passes to the caller (the attempt fails as a protocol violation)."""
+        here: it passes to the caller (the attempt fails as a protocol violation). False too,
+        and nothing applied, when the invocation's partition is not owned (released)."""
+        if not self.core.owns(invocation_id.partition_key):
+            log.info("an event of %s dropped: its partition is not owned here", invocation_id)
+            return False
         try:
             self.run(transition)
             return True
@@ -305,8 +352,8 @@ class Engine:
     def _dispatch(self, effect: Effect | AttemptStart) -> None:
         match effect:
             case AttemptStart():
-                if self.invoker is not None:
-                    self.invoker.start(effect)
+                if self.invoker is not None and self.core.owns(effect.invocation.id.partition_key):
+                    self.invoker.start(effect)  # (released meanwhile: its new owner starts it)
             case Forward(invocation_id, frame):
                 if self.invoker is not None:
                     self.invoker.forward(invocation_id, frame)
@@ -321,13 +368,118 @@ class Engine:
                 self._timer_wake.set()
             case DeadlockDetected(_, description):
                 log.warning("%s; cancel one of them to resolve it", description)
+            case Outgoing(source, target, seq):
+                self._deliveries.durable(source, target, seq)
 
     # -- timers --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover running invocations and start the timer driver."""
+        """Recover running invocations, send the outbox again, and start the timer driver (of
+        the owned partitions)."""
         self.run(lambda core: core.recover())
+        self._deliveries.resend(self.owned)
         self._timer_task = asyncio.get_running_loop().create_task(self._timers())
+
+    # -- partitions ----------------------------------------------------------------------------
+
+    @property
+    def owned(self) -> frozenset[int]:
+        """The partitions this engine runs now."""
+        return self.core.owned
+
+    @property
+    def transport(self) -> Transport | None:
+        return self._deliveries.transport
+
+    @transport.setter
+    def transport(self, transport: Transport | None) -> None:
+        self._deliveries.transport = transport
+
+    def owns(self, invocation_id: InvocationId) -> bool:
+        """The invocation's partition is owned here."""
+        return self.core.owns(invocation_id.partition_key)
+
+    async def acquire(self, partitions: Iterable[int]) -> None:
+        """Start running ``partitions``, whose data the store already holds: recover their
+        running invocations, send their outbox again; their timers fire from now on."""
+        new = set(partitions) - self.core.owned
+        if not new <= self.partitions.all:
+            raise ValueError(f"partitions must be in 0..{self.partitions.count - 1}")
+        if not new:
+            return
+        self.core.set_owned(self.core.owned | new)
+        self.run(lambda core: core.recover(new))
+        self._deliveries.resend(sorted(new))
+        self._timer_wake.set()
+        await self.durable()
+
+    async def release(self, partitions: Iterable[int]) -> None:
+        """Stop running ``partitions``: their live attempts are aborted, their timers and
+        deliveries stop, and no later event writes to them (an attempt's late messages are
+        dropped; messages to them are refused with ``NotOwned``). Returns once what was applied
+        before is durable (the caller may then drop their data)."""
+        gone = set(partitions) & self.core.owned
+        if not gone:
+            return
+        running = [
+            inv.id
+            for inv in self._store.invocations_with_status(Status.INVOKED)
+            if self.partitions.partition_of_id(inv.id) in gone
+        ]
+        self.core.set_owned(self.core.owned - gone)
+        for task in self._deliveries.stop_sources(gone):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.invoker is not None:
+            for invocation_id in running:
+                self.invoker.abort(invocation_id)
+        await self.durable()
+
+    async def accept(self, source_partition: int, messages: list[OutboxMessage]) -> None:
+        """Apply messages from ``source_partition`` (seq order), each exactly once (those
+        applied before are dropped by the source's high-water mark), and return once that is
+        durable. ``NotOwned`` when a target partition is not owned here (nothing applied);
+        ``MessageError`` when a message is not from ``source_partition``;
+        ``TargetNotRegisteredYet`` when an invoke's target is not in this engine's registry yet
+        (the messages before it are applied: the sender delivers the rest again later)."""
+        for message in messages:
+            if message.source != source_partition:
+                raise MessageError(
+                    f"a message from partition {message.source} in a delivery from "
+                    f"{source_partition}"
+                )
+            if message.target not in self.core.owned:
+                raise NotOwned(message.target)
+        for message in messages:
+            try:
+                self.run(functools.partial(inbound.accept, message=message))
+            except TargetNotRegisteredYet:  # this one and the rest: delivered again later
+                await self.durable()
+                raise
+            except Exception as exc:  # contained: its invocation fails, later messages go on
+                log.exception("applying %s failed; it is dropped", message)
+                text = f"internal error applying a message: {type(exc).__name__}: {exc}"
+                target = message.body.invocation_id
+                with contextlib.suppress(Exception):
+                    self.run(functools.partial(inbound.skip, message=message))
+                fail = functools.partial(Core.on_internal_error, invocation_id=target, message=text)
+                with contextlib.suppress(Exception):
+                    self.run(fail)
+        await self.durable()
+
+    def outbox_rows(self, source: int, target: int | None = None) -> list[tuple[int, int, bytes]]:
+        """The unacknowledged messages of partition ``source``: (seq, target, message)."""
+        return self._store.read_outbox(self.partitions.key_range(source).start, target)
+
+    def ack(self, source: int, seqs: list[int]) -> None:
+        """Messages of ``source`` were applied by their receivers: delete them."""
+        pk = self.partitions.key_range(source).start
+        self.run(lambda core: core.store.delete_outbox(pk, seqs))
+
+    @property
+    def deliveries_pending(self) -> int:
+        """(source, target) pairs with messages still being delivered."""
+        return self._deliveries.pending
 
     async def stop(self) -> None:
         """Stop firing timers; commit what is applied and wait until it is durable."""
@@ -337,6 +489,7 @@ class Engine:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
+        await self._deliveries.stop()
         self._flush()
         while self._sync is not None or self._committed:
             await self.durable()
@@ -380,8 +533,12 @@ class Engine:
         thread-safe (it reads a snapshot of its own): run it in a worker thread."""
         return self._store.query(sql, live=live, timeout=timeout)
 
-    def _fire_one_by_one(self, now: int) -> None:
+    def _fire_one_by_one(self, now: int) -> int:
+        fired = 0
         for timer in self._store.due_timers(now):
+            if not self.core.owns(timer.invocation_id.partition_key):
+                continue
+            fired += 1
             try:
                 self.run(functools.partial(Core.fire_timer, timer=timer))
             except Exception as exc:
@@ -392,19 +549,24 @@ class Engine:
                 )
                 with contextlib.suppress(Exception):
                     self.run(retry)
+        return fired
 
     async def _timers(self) -> None:
         while not self._stopping:
             now = self.clock.now_ms()
             next_at = self._store.next_timer_at()
+            fired = 0
             if next_at is not None and next_at <= now:
                 try:
-                    self.run(functools.partial(Core.fire_timers, now=now))
+                    fired = self.run(functools.partial(Core.fire_timers, now=now))
                 except Exception:  # one of them raised: fire them one by one, contain it
-                    self._fire_one_by_one(now)
+                    fired = self._fire_one_by_one(now)
                 await asyncio.sleep(0)
-                continue
+                if fired:
+                    continue
             self._timer_wake.clear()
             timeout = None if next_at is None or self._stepped else (next_at - now) / 1000
+            if next_at is not None and next_at <= now:  # due, but of partitions not owned
+                timeout = UNOWNED_TIMER_POLL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)

@@ -71,4 +71,14 @@ class DeadlockDetected:
     description: str
 
 
-Effect = StartAttempt | Forward | AbortAttempt | Completed | TimerSet | DeadlockDetected
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to another engine's partition is in the outbox (up to ``seq`` of its source):
+    deliver it."""
+
+    source: int
+    target: int
+    seq: int
+
+
+Effect = StartAttempt | Forward | AbortAttempt | Completed | TimerSet | DeadlockDetected | Outgoing

@@ -4,11 +4,14 @@ or a failure (back off, pause, or kill as the retry policy says)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from perdure.protocol import Frame, InvocationId, MessageType, partition_key_of
 from perdure.protocol import messages as m
 from perdure.server.engine.effects import StartAttempt, TimerSet
+from perdure.server.engine.messages import NotOwned
 from perdure.server.engine.requests import (
     PROTOCOL_VIOLATION,
     AttemptRejected,
@@ -39,14 +42,9 @@ def invoke(core: Core, req: InvokeRequest) -> InvokeOutcome:
     handler_ty = service.handler_type(handler)
     keyed = service.ty != "SERVICE"
     key = req.key if keyed else ""
-    if handler_ty == "WORKFLOW":
-        invocation_id = InvocationId.for_workflow(req.service, key)
-    elif req.idempotency_key is not None:
-        invocation_id = InvocationId.for_idempotent_request(
-            req.service, req.handler, req.idempotency_key, key=key if keyed else None
-        )
-    else:
-        invocation_id = InvocationId.new(partition_key_of(key) if keyed else None)
+    invocation_id = req.invocation_id or _new_id(core, req, handler_ty, keyed, key)
+    if not core.owns(invocation_id.partition_key):
+        raise NotOwned(core.partitions.partition_of_id(invocation_id))
 
     if handler_ty == "WORKFLOW" or req.idempotency_key is not None:
         existing = core.store.get_invocation(invocation_id)
@@ -87,6 +85,41 @@ def invoke(core: Core, req: InvokeRequest) -> InvokeOutcome:
     else:
         start_or_queue(core, inv)
     return InvokeOutcome(invocation_id, execution_time=inv.execution_time)
+
+
+def invocation_id_for(core: Core, req: InvokeRequest) -> InvocationId:
+    """The id of the invocation ``req`` asks for: deterministic for a workflow run or an
+    idempotency key, in the key's partition for an object; a plain service call is placed in a
+    partition of the sender (its innermost ``sending_as``, else a random owned one), so it needs
+    no hop."""
+    service = core.registry.service(req.service)
+    handler = service.handler(req.handler) if service else None
+    if service is None or handler is None:
+        raise UnknownTarget(f"{req.service}/{req.handler}")
+    keyed = service.ty != "SERVICE"
+    return _new_id(core, req, service.handler_type(handler), keyed, req.key if keyed else "")
+
+
+def _new_id(
+    core: Core, req: InvokeRequest, handler_ty: str | None, keyed: bool, key: str
+) -> InvocationId:
+    if handler_ty == "WORKFLOW":
+        return InvocationId.for_workflow(req.service, key)
+    if req.idempotency_key is not None:
+        return InvocationId.for_idempotent_request(
+            req.service, req.handler, req.idempotency_key, key=key if keyed else None
+        )
+    if keyed:
+        return InvocationId.new(partition_key_of(key))
+    if core.local_only:
+        return InvocationId.new()
+    if core.senders:
+        return InvocationId.new(core.partitions.random_key(core.senders[-1]))
+    if not core.owned:
+        raise NotOwned(-1)
+    owned = sorted(core.owned)
+    pick = owned[int.from_bytes(os.urandom(2), "big") % len(owned)]
+    return InvocationId.new(core.partitions.random_key(pick))
 
 
 def duplicate(core: Core, existing: Invocation, req: InvokeRequest, run: bool) -> InvokeOutcome:
@@ -131,9 +164,15 @@ def start(core: Core, inv: Invocation) -> None:
     core.emit(StartAttempt(inv.id))
 
 
-def recover(core: Core) -> int:
-    """After a restart: start an attempt for every invocation that was running."""
-    running = core.store.invocations_with_status(Status.INVOKED)
+def recover(core: Core, partitions: Iterable[int] | None = None) -> int:
+    """After a restart (or acquiring ``partitions``): start an attempt for every invocation
+    that was running (in those partitions only, when given; else in the owned ones)."""
+    wanted = set(core.owned if partitions is None else partitions)
+    running = [
+        inv
+        for inv in core.store.invocations_with_status(Status.INVOKED)
+        if core.partitions.partition_of_id(inv.id) in wanted
+    ]
     for inv in running:
         core.emit(StartAttempt(inv.id))
     return len(running)

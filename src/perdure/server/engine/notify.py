@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from perdure.protocol import Frame, InvocationId
 from perdure.server.engine import notifications as note
+from perdure.server.engine import outbox
 from perdure.server.engine.effects import Forward
+from perdure.server.engine.messages import NotifyMessage, SignalMessage
 from perdure.server.records import Result, Status
 
 if TYPE_CHECKING:
@@ -20,8 +22,13 @@ def notify(
 ) -> None:
     """Append a notification to an invocation's journal and act on it.
 
-    Dropped when the invocation is gone or completed; signals are de-duplicated per id.
+    Dropped when the invocation is gone or completed; signals are de-duplicated per id. An
+    invocation of a partition owned elsewhere gets it as a message.
     """
+    if not core.owns(invocation_id.partition_key):
+        body = NotifyMessage(invocation_id, int(frame.type), frame.payload, key)
+        outbox.send(core, invocation_id.partition_key, body)
+        return
     inv = core.store.get_invocation(invocation_id)
     if inv is None or inv.status is Status.COMPLETED:
         return
@@ -51,6 +58,10 @@ def signal(
     result: Result | None = None,
 ) -> None:
     """Deliver a signal (awakeable completion, named signal); index 1 is cancel."""
+    if not core.owns(invocation_id.partition_key):
+        body = SignalMessage(invocation_id, index, name, result)
+        outbox.send(core, invocation_id.partition_key, body)
+        return
     if index == 1:
         core.cancel(invocation_id)
         return

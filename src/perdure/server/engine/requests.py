@@ -43,6 +43,8 @@ class InvokeRequest:
     caller: tuple[InvocationId, int] | None = None
     """A Call's (caller, result completion id): the caller is notified of the result."""
     invoked_by: str | None = None
+    invocation_id: InvocationId | None = None
+    """Chosen by the requester (a caller invoking across partitions); None: derived here."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ T = MessageType
 
 
 def fire_timers(core: Core, now: int) -> int:
-    """Fire every due timer; returns how many fired."""
-    due = core.store.due_timers(now)
+    """Fire every due timer of the owned partitions; returns how many fired."""
+    due = [t for t in core.store.due_timers(now) if core.owns(t.invocation_id.partition_key)]
     for timer in due:
         core.fire_timer(timer)
     return len(due)

@@ -123,7 +123,9 @@ class Invoker:
         if deployment is None or service is None:
             message = f"no deployment serves {inv.service} (pinned {inv.deployment_id})"
             asyncio.get_running_loop().call_soon(
-                lambda: engine.run(lambda core: core.on_failure(invocation_id, 503, message))
+                lambda: engine.run_for(
+                    invocation_id, lambda core: core.on_failure(invocation_id, 503, message)
+                )
             )
             return None
         handler = service.handler(inv.handler)

@@ -166,6 +166,38 @@ class Deployments(Protocol):
     def list_services(self) -> list[ServiceRecord]: ...
 
 
+class Messages(Protocol):
+    """Partitioning metadata and the messages between partitions (see ``engine.messages``).
+
+    ``source_pk``/``pk`` are u64 partition keys: the first key of the partition concerned, so the
+    rows move with that partition's key range.
+    """
+
+    def partition_count(self, requested: int | None, default: int) -> int:
+        """The store's partition count: fixed when the store is created (``requested``, or
+        ``default``); ``PartitionCountMismatch`` when ``requested`` differs from it later."""
+        ...
+
+    def next_outbox_seq(self, source_pk: int) -> int:
+        """The next sequence number of the sender partition (stored in the batch)."""
+        ...
+
+    def add_outbox(self, source_pk: int, seq: int, target: int, message: bytes) -> None: ...
+    def read_outbox(
+        self, source_pk: int, target: int | None = None
+    ) -> list[tuple[int, int, bytes]]:
+        """The sender partition's unacknowledged messages (to ``target`` only, when given):
+        ``(seq, target, message)`` in seq order."""
+        ...
+
+    def delete_outbox(self, source_pk: int, seqs: Iterable[int]) -> None: ...
+    def dedup_seq(self, pk: int, source: int) -> int:
+        """The highest seq applied in this receiving partition from ``source`` (0: none)."""
+        ...
+
+    def set_dedup_seq(self, pk: int, source: int, seq: int) -> None: ...
+
+
 class Introspection(Protocol):
     """Read-only SQL over Restate's system tables (``POST /query``), on a snapshot of its own:
     thread-safe, it never touches the engine's open batch."""
@@ -201,6 +233,7 @@ class Storage(
     Idempotency,
     Promises,
     Deployments,
+    Messages,
     Introspection,
     HotSource,
     Protocol,

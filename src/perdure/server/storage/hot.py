@@ -635,6 +635,33 @@ class HotStore:
     def list_services(self) -> list[ServiceRecord]:
         return self.inner.list_services()
 
+    # -- partitions and the messages between them: straight to the store -----------------------
+
+    def partition_count(self, requested: int | None, default: int) -> int:
+        return self.inner.partition_count(requested, default)
+
+    def next_outbox_seq(self, source_pk: int) -> int:
+        return self.inner.next_outbox_seq(source_pk)
+
+    def add_outbox(self, source_pk: int, seq: int, target: int, message: bytes) -> None:
+        self.inner.add_outbox(source_pk, seq, target, message)
+
+    def read_outbox(
+        self, source_pk: int, target: int | None = None
+    ) -> list[tuple[int, int, bytes]]:
+        return self.inner.read_outbox(source_pk, target)
+
+    def delete_outbox(self, source_pk: int, seqs: Iterable[int]) -> None:
+        self.inner.delete_outbox(source_pk, seqs)
+
+    def dedup_seq(self, pk: int, source: int) -> int:
+        return self.inner.dedup_seq(pk, source)
+
+    def set_dedup_seq(self, pk: int, source: int, seq: int) -> None:
+        self.inner.set_dedup_seq(pk, source, seq)
+
+    # -- whole tables of live data -------------------------------------------------------------
+
     def all_locks(self) -> list[tuple[str, str, str]]:
         return [(s, k, holder) for (s, k), holder in self._locks.items()]
 

@@ -94,6 +94,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             new_state TEXT NOT NULL, version TEXT,
             PRIMARY KEY (pk, seq)) WITHOUT ROWID""",
     ),
+    # 4: messages between partitions. ``outbox``: a sender partition's messages not yet
+    # acknowledged (pk: the first key of the sender partition); ``outbox_seq``: the last seq each
+    # sender partition gave out; ``dedup``: per receiving partition (pk: its first key), the
+    # highest seq applied from each source partition.
+    (
+        """CREATE TABLE outbox (
+            pk INTEGER NOT NULL, seq INTEGER NOT NULL, target INTEGER NOT NULL,
+            message BLOB NOT NULL,
+            PRIMARY KEY (pk, seq)) WITHOUT ROWID""",
+        """CREATE TABLE outbox_seq (
+            pk INTEGER NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (pk)) WITHOUT ROWID""",
+        """CREATE TABLE dedup (
+            pk INTEGER NOT NULL, source INTEGER NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (pk, source)) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

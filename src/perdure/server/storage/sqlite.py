@@ -28,6 +28,7 @@ from typing import Any
 
 from perdure.protocol import Frame, InvocationId, MessageType, partition_key_of
 from perdure.protocol.messages import message_type
+from perdure.server.partitions import PartitionCountMismatch, check_count
 from perdure.server.records import (
     DeploymentRecord,
     Invocation,
@@ -595,6 +596,63 @@ class Store:
         return [
             (InvocationId.parse(i), Sink(InvocationId.parse(c), cid, t)) for i, c, cid, t in rows
         ]
+
+    # -- partitions and the messages between them ----------------------------------------------
+
+    def partition_count(self, requested: int | None, default: int) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'partitions'").fetchone()
+        if row is not None:
+            stored = int(row[0])
+            if requested is not None and requested != stored:
+                raise PartitionCountMismatch(stored, requested)
+            return stored
+        count = check_count(requested if requested is not None else default)
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('partitions', ?)", (str(count),)
+        )
+        return count
+
+    def next_outbox_seq(self, source_pk: int) -> int:
+        pk = sql_pk(source_pk)
+        row = self.db.execute("SELECT seq FROM outbox_seq WHERE pk = ?", (pk,)).fetchone()
+        seq = (0 if row is None else int(row[0])) + 1
+        self.db.execute("INSERT OR REPLACE INTO outbox_seq (pk, seq) VALUES (?, ?)", (pk, seq))
+        return seq
+
+    def add_outbox(self, source_pk: int, seq: int, target: int, message: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO outbox (pk, seq, target, message) VALUES (?, ?, ?, ?)",
+            (sql_pk(source_pk), seq, target, message),
+        )
+
+    def read_outbox(
+        self, source_pk: int, target: int | None = None
+    ) -> list[tuple[int, int, bytes]]:
+        query = "SELECT seq, target, message FROM outbox WHERE pk = ?"
+        args: tuple[object, ...] = (sql_pk(source_pk),)
+        if target is not None:
+            query += " AND target = ?"
+            args = (*args, target)
+        rows = self.db.execute(query + " ORDER BY seq", args).fetchall()
+        return [(int(s), int(t), bytes(m)) for s, t, m in rows]
+
+    def delete_outbox(self, source_pk: int, seqs: Iterable[int]) -> None:
+        pk = sql_pk(source_pk)
+        self.db.executemany(
+            "DELETE FROM outbox WHERE pk = ? AND seq = ?", [(pk, seq) for seq in seqs]
+        )
+
+    def dedup_seq(self, pk: int, source: int) -> int:
+        row = self.db.execute(
+            "SELECT seq FROM dedup WHERE pk = ? AND source = ?", (sql_pk(pk), source)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_dedup_seq(self, pk: int, source: int, seq: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO dedup (pk, source, seq) VALUES (?, ?, ?)",
+            (sql_pk(pk), source, seq),
+        )
 
     # -- deployments and services --------------------------------------------------------------
 
