@@ -33,6 +33,9 @@ class Stack:
     server: str
     sdk: str
     title: str
+    store: str = "sqlite"
+    """perdure's store: sqlite (in the data dir) or postgres (a throwaway PostgreSQL server,
+    tests/support/postgres.py, fsync on)."""
 
 
 STACKS: dict[str, Stack] = {
@@ -43,6 +46,13 @@ STACKS: dict[str, Stack] = {
         Stack("perdure", "perdure", "perdure", "perdure server + perdure SDK"),
         Stack("official-perdure-sdk", "official", "perdure", "official server + perdure SDK"),
         Stack("dev", "dev", "perdure", "perdure dev (server and services in one process)"),
+        Stack(
+            "perdure-postgres",
+            "perdure",
+            "perdure",
+            "perdure server on PostgreSQL + perdure SDK",
+            store="postgres",
+        ),
     ]
 }
 BASELINE = "official"
@@ -120,7 +130,7 @@ def start(stack: Stack, tmp: Path, *, deployment_workers: int = 1) -> Iterator[T
 def _server(stack: Stack, tmp: Path, url: str, sdk_pid: int | None) -> Iterator[Target]:
     tmp.mkdir(parents=True, exist_ok=True)
     if stack.server == "perdure":
-        with PerdureServer.start(tmp) as perdure:
+        with PerdureServer.start(tmp, store=stack.store) as perdure:
             perdure.register(url)
             yield Target(stack, perdure.ingress, perdure.admin, perdure.child.proc.pid, sdk_pid)
     elif stack.server == "official":

@@ -252,3 +252,17 @@ def dev_wait_file(dev: DevProcess, path: Path, timeout: float = 30.0) -> None:
         assert dev.child.alive(), dev.output()[-2000:]
         assert time.monotonic() < deadline, f"{path} was not written:\n{dev.output()[-2000:]}"
         time.sleep(0.02)
+
+
+def test_dev_on_postgres_keeps_state_there_not_in_the_data_dir(tmp_path: Path) -> None:
+    from tests.support.postgres import shared_server
+
+    url = shared_server().create_database()
+    write_service(tmp_path)
+    store = ["--store", url]
+    with DevProcess.start("svc.py", tmp_path, cwd=tmp_path, args=store) as dev:
+        assert dev.call("Counter/a/add", 5).json() == 5
+    # another data directory: what was durable must come from PostgreSQL
+    with DevProcess.start("svc.py", tmp_path, cwd=tmp_path, args=store,
+                          data_dir=tmp_path / "other", log_name="dev2.log") as again:  # fmt: skip
+        assert again.call("Counter/a/add", 2).json() == 7

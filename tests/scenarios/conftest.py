@@ -43,8 +43,8 @@ def _official(config: str) -> Any:
     return lambda tmp: RestateServer.start(tmp, extra_config=config)
 
 
-def _perdure(*args: str) -> Any:
-    return lambda tmp: PerdureServer.start(tmp, args=args)
+def _perdure(*args: str, store: str | None = None) -> Any:
+    return lambda tmp: PerdureServer.start(tmp, args=args, store=store)
 
 
 # mode -> (start the server in a tmp dir, register the deployment over HTTP/1.1)
@@ -55,6 +55,8 @@ MODES: dict[str, tuple[Any, bool]] = {
     "perdure-h2c": (_perdure(), False),
     "perdure-http1.1": (_perdure(), True),
     "perdure-always-suspend": (_perdure("--inactivity-timeout", "0s"), False),
+    # The same scenarios with durable state in PostgreSQL (every other mode: $PERDURE_TEST_STORE).
+    "perdure-postgres-h2c": (_perdure(store="postgres"), False),
 }
 
 

@@ -32,17 +32,23 @@ class Deployed:
 
 @contextmanager
 def deployed(
-    tmp: Path, *, use_http_11: bool = False, official: bool = False, services: str = SERVICES
+    tmp: Path,
+    *,
+    use_http_11: bool = False,
+    official: bool = False,
+    services: str = SERVICES,
+    store: str | None = None,
 ) -> Iterator[Deployed]:
     """perdure's (or the official) server + the ``services`` deployment (hypercorn; by default
-    the official-SDK services), registered."""
+    the official-SDK services), registered. ``store``: perdure's store, "sqlite" or "postgres"
+    (default: $PERDURE_TEST_STORE, else sqlite)."""
     effects = tmp / "effects"
     effects.mkdir(parents=True)
     previous = os.environ.get("PERDURE_EFFECTS")
     os.environ["PERDURE_EFFECTS"] = str(effects)
     try:
-        starter = RestateServer.start if official else PerdureServer.start
-        with starter(tmp) as server, serve_asgi(services, tmp) as url:
+        started = RestateServer.start(tmp) if official else PerdureServer.start(tmp, store=store)
+        with started as server, serve_asgi(services, tmp) as url:
             server.register(url, use_http_11=use_http_11)
             # A fresh connection per request: the official server may close one right after an
             # error answer, and a request racing that close fails with a transport error.

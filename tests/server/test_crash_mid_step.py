@@ -25,7 +25,18 @@ SERVICES = "tests.server.perdure_services:app"
 
 
 def _journal(server: PerdureServer, invocation_id: str) -> list[Frame]:
-    """The stored journal, read with a second (read-only) SQLite connection."""
+    """The stored journal, read with a second (read-only) SQLite connection, or from
+    PostgreSQL when the server stores there."""
+    if "--store" in server.args:
+        import psycopg
+
+        url = server.args[server.args.index("--store") + 1]
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT type, flags, payload FROM journal WHERE id = %s ORDER BY idx",
+                (invocation_id,),
+            ).fetchall()
+        return [Frame(MessageType(t), f, bytes(p)) for t, f, p in rows]
     db = sqlite3.connect(f"file:{server.data_dir / 'perdure.sqlite3'}?mode=ro", uri=True)
     try:
         rows = db.execute(
@@ -41,8 +52,11 @@ def _values(d: Deployed, kind: str, tag: str) -> list[str]:
     return [line.split(":", 1)[1] for line in d.effect_lines(kind) if line.startswith(f"{tag}:")]
 
 
-def test_sigkill_during_a_step_reruns_it_and_journals_one_result(tmp_path: Path) -> None:
-    with deployed(tmp_path, services=SERVICES) as d:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_sigkill_during_a_step_reruns_it_and_journals_one_result(
+    tmp_path: Path, store: str
+) -> None:
+    with deployed(tmp_path, services=SERVICES, store=store) as d:
         server = d.server
         assert isinstance(server, PerdureServer)
         # "done" finishes its step first, then sleeps: its result is stored before the kill.

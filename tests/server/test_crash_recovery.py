@@ -15,8 +15,9 @@ from tests.support.perdure_server import wait_until
 pytestmark = pytest.mark.interop
 
 
-def test_sigkill_loses_no_acknowledged_work_and_repeats_none(tmp_path: Path) -> None:
-    with deployed(tmp_path) as d:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_sigkill_loses_no_acknowledged_work_and_repeats_none(tmp_path: Path, store: str) -> None:
+    with deployed(tmp_path, store=store) as d:
         client = d.client
         # The sleeps must outlast the sends and the kill: a step that ran before the SIGKILL may
         # legitimately run again if its result was not journaled yet.

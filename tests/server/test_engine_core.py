@@ -4,6 +4,8 @@ effects each event asks for."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,9 @@ from perdure.server.engine.effects import (
 from perdure.server.records import DeploymentRecord, Result, Status
 from perdure.server.registry import Registry
 from perdure.server.storage import Store
+from tests.support.postgres import pg_url, postgres, table_rows
+
+__all__ = ["pg_url", "postgres"]  # fixtures
 
 MANIFEST = {
     "protocolMode": "BIDI_STREAM",
@@ -59,9 +64,28 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each transition test runs on SQLite, and on PostgreSQL's working copy: there, at the end,
+    everything is shipped and a working copy rebuilt from PostgreSQL must hold the same rows."""
+    if request.param == "sqlite":
+        yield Store(":memory:")
+        return
+    from perdure.server.storage.postgres import PostgresStore
+
+    url = request.getfixturevalue("pg_url")
+    store = PostgresStore(url, tmp_path / "working.sqlite3")
+    yield store
+    store.commit()
+    store.sync()
+    rebuilt = PostgresStore(url, tmp_path / "rebuilt.sqlite3")
+    assert table_rows(rebuilt.db) == table_rows(store.db)
+    rebuilt.close()
+    store.close()
+
+
 @pytest.fixture
-def core(clock: Clock) -> Core:
-    store = Store(":memory:")
+def core(clock: Clock, store: Store) -> Core:
     registry = Registry()
     manifest = Manifest.from_json(MANIFEST)
     record = DeploymentRecord(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from perdure.protocol import Frame, InvocationId, Manifest
 from perdure.protocol import messages as m
 from perdure.server.engine import registrations
 from perdure.server.engine.core import Core, InvokeRequest
-from perdure.server.records import DeploymentRecord, Status, TimerKind
+from perdure.server.records import DeploymentRecord, Invocation, Status, TimerKind
 from perdure.server.registry import Registry
 from perdure.server.storage import Store
 from perdure.server.storage.hot import HotStore
@@ -262,3 +263,41 @@ def test_the_timer_index_holds_a_window_and_loads_the_next_one(clock: Clock) -> 
             fired += 1
         store.commit()
     assert fired == 50
+
+
+class MovingStore(Store):
+    """A store whose ``load_partitions`` writes rows through a connection of its own (as the
+    PostgreSQL store fills its working copy from a worker thread)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, synchronous="OFF")
+        self.other = Store(path, synchronous="OFF")
+
+    def load_partitions(self, ps: Iterable[int]) -> None:
+        other = self.other
+        other.begin()
+        inv = Invocation(
+            id=InvocationId.new(None), service="Counter", handler="add", key="moved",
+            service_ty="VIRTUAL_OBJECT", handler_ty="EXCLUSIVE", status=Status.SUSPENDED,
+            created_at=1, modified_at=1, last_append_at=1, awaiting=["c1"],
+        )  # fmt: skip
+        other.put_invocation(inv)
+        other.take_lock("Counter", "moved", inv.id)
+        other.add_timer(5_000, inv.id, TimerKind.SLEEP, 1)
+        other.commit()
+
+
+def test_rows_loaded_under_memory_are_picked_up_before_the_next_event(tmp_path: Path) -> None:
+    store = HotStore(MovingStore(tmp_path / "db"))
+    assert store.lock_holder("Counter", "moved") is None
+    store.load_partitions([3])  # rows written through another connection
+    store.begin_event()  # memory reloads first
+    holder = store.lock_holder("Counter", "moved")
+    store.end_event(keep=True)
+    store.commit()
+    assert holder is not None
+    assert store.next_timer_at() == 5_000
+    (suspended,) = store.invocations_with_status(Status.SUSPENDED)
+    assert str(suspended.id) == holder
+    assert_memory_matches_store(store)
+    store.close()

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.postgres import shared_server, wanted_store
 from tests.support.processes import Child, free_port, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,9 +41,15 @@ class PerdureServer:
 
     @classmethod
     @contextmanager
-    def start(cls, tmp: Path, *, args: Sequence[str] = ()) -> Iterator[PerdureServer]:
+    def start(
+        cls, tmp: Path, *, args: Sequence[str] = (), store: str | None = None
+    ) -> Iterator[PerdureServer]:
         """Start on free loopback ports with a fresh data dir under ``tmp``; ``args`` are extra
-        ``perdure server`` flags (e.g. ``["--inactivity-timeout", "0s"]``)."""
+        ``perdure server`` flags (e.g. ``["--inactivity-timeout", "0s"]``). ``store``: "sqlite"
+        or "postgres" (a fresh database on the session's PostgreSQL server); by default
+        $PERDURE_TEST_STORE, else sqlite."""
+        if (store or wanted_store()) == "postgres":
+            args = (*args, "--store", shared_server().create_database())
         ingress_port, admin_port = free_port(), free_port()
         data = tmp / "perdure-data"
         server = cls(

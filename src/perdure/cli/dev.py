@@ -19,6 +19,7 @@ from perdure.cli.server_flags import (
     partition_count,
     protection,
     setup_logging,
+    store_url,
 )
 
 HELP = "run the server and your services in one process, reloading them when files change"
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
+        store = store_url(args)
         partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure dev: {exc}", file=sys.stderr)
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = DevConfig(
         target=args.target,
         data_dir=Path(args.data_dir),
+        store=store,
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,

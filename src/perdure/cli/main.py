@@ -28,6 +28,7 @@ from perdure.cli.server_flags import (
     partition_count,
     protection,
     setup_logging,
+    store_url,
 )
 from perdure.protocol import ProtocolError, decode_frames
 from perdure.server.bind import split_bind
@@ -106,12 +107,14 @@ def _server(args: argparse.Namespace) -> int:
     try:
         inactivity = inactivity_ms(args)
         guards = protection(args)
+        store = store_url(args)
         partitions = partition_count(args)
     except FlagError as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 2
     config = ServerConfig(
         data_dir=Path(args.data_dir),
+        store=store,
         ingress_bind=args.ingress_bind,
         admin_bind=args.admin_bind,
         inactivity_timeout=inactivity,
@@ -122,10 +125,11 @@ def _server(args: argparse.Namespace) -> int:
     from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
+    from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
 
     try:
         asyncio.run(serve(config))
-    except (SchemaError, StoreInUse, PartitionCountMismatch) as exc:
+    except (SchemaError, StoreInUse, StoreUnavailable, PartitionCountMismatch) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -18,10 +18,19 @@ _ENV = {
     "ingress_token_file": "PERDURE_INGRESS_TOKEN_FILE",
     "allowed_host": "PERDURE_ALLOWED_HOSTS",
 }
+STORE_ENV = "PERDURE_STORE"
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=".perdure", help="storage directory (./.perdure)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="store durable state in PostgreSQL: postgresql://USER[:PASSWORD]@HOST:PORT/DB "
+        f"(${STORE_ENV}; default: SQLite in the data directory, which then holds only a "
+        "working copy)",
+    )
     parser.add_argument(
         "--ingress-bind", default="127.0.0.1:8080", help="ingress address (127.0.0.1:8080)"
     )
@@ -100,6 +109,21 @@ def inactivity_ms(args: argparse.Namespace) -> int | None:
         return parse_duration(args.inactivity_timeout)
     except DurationError as exc:
         raise FlagError(f"--inactivity-timeout: {exc}") from None
+
+
+def store_url(args: argparse.Namespace) -> str | None:
+    """``--store`` (or $PERDURE_STORE), checked: None means SQLite in the data directory."""
+    url = getattr(args, "store", None)
+    if url is None:
+        url = os.environ.get(STORE_ENV) or None
+    if url is None:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise FlagError(
+            f"--store: {url!r} is not a PostgreSQL URL; expected "
+            "postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+        )
+    return str(url)
 
 
 def protection(args: argparse.Namespace) -> Protection:

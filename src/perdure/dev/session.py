@@ -42,6 +42,8 @@ class DevConfig:
     """``path/to/app.py``, ``package.module``, either with ``:NAME``."""
     data_dir: Path = field(default_factory=lambda: Path(".perdure"))
     """Where the SQLite store lives (created if missing)."""
+    store: str | None = None
+    """A PostgreSQL URL: durable state lives there, the data directory holds a working copy."""
     ingress_bind: str = "127.0.0.1:8080"
     admin_bind: str = "127.0.0.1:9070"
     inactivity_timeout: int | None = None
@@ -104,15 +106,18 @@ class DevSession:
 
     async def serve(self, stop: asyncio.Event) -> int:
         config = self.config
+        from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
+
         try:
             runtime = open_runtime(
                 config.data_dir,
+                store=config.store,
                 inactivity_timeout=config.inactivity_timeout,
                 ingress_url=self.ingress_url,
                 identity=config.protection.identity_key,
                 partitions=config.partitions,
             )
-        except PartitionCountMismatch as exc:
+        except (StoreUnavailable, PartitionCountMismatch) as exc:
             self.say(f"perdure dev: {exc}")
             return 1
         self.runtime = runtime

@@ -23,11 +23,14 @@ from perdure.protocol.identity import SigningKey
 from perdure.server.api.access import Access, Guarded
 from perdure.server.registry import Defaults
 from perdure.server.runtime import Runtime
+from perdure.server.storage.postgres.url import redact
 from perdure.server.storage.private import private_dir
 from perdure.server.ui import with_ui
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
+WORKING_COPY_FILE = "perdure-working-copy.sqlite3"
+"""With ``--store postgresql://...``: the node-local working copy, rebuilt at every start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,9 @@ class Protection:
 class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path(".perdure"))
     """Where the SQLite store lives (created if missing)."""
+    store: str | None = None
+    """A PostgreSQL URL (``--store``): durable state lives there, and the data directory holds
+    only the node's working copy. None: SQLite in the data directory."""
     ingress_bind: str = "127.0.0.1:8080"
     admin_bind: str = "127.0.0.1:9070"
     synchronous: str = "FULL"
@@ -99,16 +105,21 @@ def open_runtime(
     ingress_url: str,
     synchronous: str = "FULL",
     identity: SigningKey | None = None,
+    store: str | None = None,
     partitions: int | None = None,
 ) -> Runtime:
-    """The Runtime on the store in ``data_dir`` (created 0700 if missing), as server and dev run
-    it."""
+    """The Runtime on the store in ``data_dir`` (created 0700 if missing), or on PostgreSQL at
+    ``store`` with its working copy in ``data_dir``, as server and dev run it."""
     private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
         defaults = dataclasses.replace(defaults, inactivity_timeout=inactivity_timeout)
+    if store is not None and (data_dir / DB_FILE).exists():
+        log.warning("%s holds a SQLite store that --store does not use: its invocations, state "
+                    "and deployments are not in PostgreSQL", data_dir / DB_FILE)  # fmt: skip
     return Runtime(
-        data_dir / DB_FILE,
+        data_dir / (DB_FILE if store is None else WORKING_COPY_FILE),
+        store_url=store,
         defaults=defaults,
         ingress_url=ingress_url,
         synchronous=synchronous,
@@ -144,6 +155,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
+        store=config.store,
         partitions=config.partitions,
     )
     stop_accepting = asyncio.Event()
@@ -163,6 +175,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         config.admin_bind,
         config.data_dir.resolve(),
     )
+    if config.store is not None:
+        log.info("durable state in PostgreSQL: %s (the data directory holds a working copy)",
+                 redact(config.store))  # fmt: skip
     if config.ui:
         log.info("web UI: http://%s/ui", config.admin_bind)
     stopped = loop.create_task(stop.wait())

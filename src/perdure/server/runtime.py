@@ -24,11 +24,17 @@ from perdure.server.invoker.invoker import Invoker
 from perdure.server.invoker.local import ASGIApp, LocalApps
 from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.registry import Defaults, Registry
-from perdure.server.storage import Store
+from perdure.server.storage import Storage, Store
 from perdure.server.storage.lock import StoreLock
 from perdure.server.storage.private import private_file
 
 log = logging.getLogger("perdure.server")
+
+
+def _postgres(url: str, working_copy: Path | str) -> Storage:
+    from perdure.server.storage.postgres import PostgresStore  # noqa: PLC0415 (optional driver)
+
+    return PostgresStore(url, working_copy, exit_when_fenced=True)
 
 
 class RegistrationError(Exception):
@@ -45,6 +51,7 @@ class Runtime:
         ingress_url: str = "http://127.0.0.1:8080",
         synchronous: str = "FULL",
         identity: SigningKey | None = None,
+        store_url: str | None = None,
         partitions: int | None = None,
         owned: Iterable[int] | None = None,
         transport: Transport | None = None,
@@ -54,7 +61,11 @@ class Runtime:
         try:
             if self.lock is not None:
                 private_file(Path(db_path))
-            store = Store(db_path, synchronous=synchronous)
+            store: Storage = (
+                Store(db_path, synchronous=synchronous)
+                if store_url is None
+                else _postgres(store_url, db_path)
+            )
         except BaseException:
             if self.lock is not None:
                 self.lock.release()

@@ -407,6 +407,7 @@ class Engine:
             raise ValueError(f"partitions must be in 0..{self.partitions.count - 1}")
         if not new:
             return
+        self._store.reload()  # their rows are new to the in-memory layer
         self.core.set_owned(self.core.owned | new)
         self.run(lambda core: core.recover(new))
         self._deliveries.resend(sorted(new))

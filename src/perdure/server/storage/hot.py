@@ -24,8 +24,10 @@ Rolled-back events. Each event (``begin_event``) keeps an undo log of its change
 value loaded from the store during an event (which may see the event's own writes) is dropped
 again on rollback.
 
-``load_partitions``/``drop_partitions`` (stores that move partitions) are forwarded to the store,
-then memory is loaded again from it.
+Partitions moving. When rows change under memory (``load_partitions``/``drop_partitions`` of a
+store that moves partitions, called through this layer or on the store itself), memory is loaded
+again: ``reload`` (``Engine.acquire`` calls it), or before the next event when the move went
+through this layer (possibly from a worker thread).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class HotStore:
         self._heap: list[tuple[int, int, int]] = []  # (fire_at, seq, pk); stale entries skipped
         self._timers_of: dict[InvocationId, set[TimerKey]] = {}
         self._horizon: int | None = None  # memory holds every stored timer firing up to it
+        self._reload_pending = False  # the store's rows changed under memory (partitions moved)
         self._load()
 
     # -- loading -------------------------------------------------------------------------------
@@ -108,17 +111,30 @@ class HotStore:
             self._sinks.setdefault(invocation_id, []).append(sink)
         self._refill_timers()
 
+    def reload(self) -> None:
+        """The store's rows changed under memory (partitions loaded or dropped through another
+        connection): load memory again. Between events only (an open batch is fine: memory
+        reflects its writes, as the store's connection does)."""
+        if self._undo:
+            raise RuntimeError("reloading the in-memory layer inside an event")
+        self._reload_pending = False
+        self._load()
+
+    def _reload_if_pending(self) -> None:
+        if self._reload_pending and not self._undo:
+            self.reload()
+
     def load_partitions(self, partitions: Iterable[int]) -> None:
+        """Forwarded (blocking, possibly in a worker thread); memory reloads on the engine's
+        thread before its next event (``Engine.acquire`` reloads it at once)."""
         self._forward_partitions("load_partitions", partitions)
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
         self._forward_partitions("drop_partitions", partitions)
 
     def _forward_partitions(self, name: str, partitions: Iterable[int]) -> None:
-        if self._undo:
-            raise RuntimeError(f"{name} inside an event")
         getattr(self.inner, name)(partitions)
-        self._load()
+        self._reload_pending = True
 
     def memory_sizes(self) -> dict[str, int]:
         """How many entries each in-memory map holds (for boundedness checks and the soak)."""
@@ -146,6 +162,7 @@ class HotStore:
         return self.inner.needs_sync
 
     def begin_event(self) -> None:
+        self._reload_if_pending()
         self.inner.begin_event()
         self._undo.append([])
 
@@ -547,6 +564,7 @@ class HotStore:
         return heap[0][0] if heap else None
 
     def next_timer_at(self, kinds: Iterable[TimerKind] | None = None) -> int | None:
+        self._reload_if_pending()
         if kinds is not None:
             wanted = set(kinds)
             found = [t.fire_at for t in self._timers.values() if t.kind in wanted]

@@ -39,6 +39,7 @@ from perdure.server.records import (
     Timer,
     TimerKind,
 )
+from perdure.server.storage.oplog import KEY_LENGTHS, OpLog
 from perdure.server.storage.query import run_query
 from perdure.server.storage.schema import migrate
 
@@ -72,9 +73,31 @@ _INVOCATION_COLUMNS = (
 )
 
 
+_PUT_INVOCATION = (
+    f"INSERT OR REPLACE INTO invocations ({_INVOCATION_COLUMNS}) VALUES ({', '.join('?' * 29)})"
+)
+_KEY_COLUMNS = {
+    "invocations": "pk, id",
+    "journal": "pk, id, idx",
+    "state": "pk, service, key, state_key",
+    "locks": "pk, service, key",
+    "inbox": "pk, service, key, seq",
+    "timers": "pk, seq",
+    "sinks": "pk, id, caller, completion_id",
+    "idempotency": "pk, service, key, handler, idempotency_key",
+    "promises": "pk, service, key, name",
+    "promise_listeners": "pk, service, key, name, id, completion_id",
+    "state_edits": "pk, seq",
+}
+assert all(len(c.split(", ")) == KEY_LENGTHS[t] for t, c in _KEY_COLUMNS.items())
+
+
 class Store:
     """The tables of schema.py behind the ``Storage`` Protocols (storage/api.py). One owner: the
     engine; only ``sync`` and ``query`` may be called from other threads."""
+
+    oplog: OpLog | None = None
+    """When set (a working copy of a remote store), every write is recorded in it as well."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
@@ -94,6 +117,7 @@ class Store:
         self._timer_seq = int(row[0])
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()
         self._inbox_seq = int(row[0])
+        self._seq_floor = (0, 0)  # (timers, inbox): raised by rows another connection loaded
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None
         self._checkpointer: sqlite3.Connection | None = None
@@ -118,6 +142,8 @@ class Store:
         self.begin()
         self._events += 1
         self.db.execute(f"SAVEPOINT ev{self._events}")
+        if self.oplog is not None:
+            self.oplog.begin_event()
 
     def end_event(self, *, keep: bool) -> None:
         name = f"ev{self._events}"
@@ -125,13 +151,19 @@ class Store:
             self.db.execute(f"ROLLBACK TO {name}")
         self.db.execute(f"RELEASE {name}")
         self._events -= 1
+        if self.oplog is not None:
+            self.oplog.end_event(keep=keep)
 
     def commit(self) -> bool:
         if not self._in_tx:
+            if self.oplog is not None:  # writes outside a batch were autocommitted
+                self.oplog.commit()
             return False
         self._in_tx = False
         self._events = 0
         self.db.execute("COMMIT")
+        if self.oplog is not None:
+            self.oplog.commit()
         return True
 
     def rollback(self) -> None:
@@ -139,6 +171,8 @@ class Store:
             self._in_tx = False
             self._events = 0
             self.db.execute("ROLLBACK")
+            if self.oplog is not None:
+                self.oplog.discard()
 
     def sync(self) -> None:
         if not self.needs_sync:
@@ -182,6 +216,11 @@ class Store:
                 os.close(self._wal_fd)
                 self._wal_fd = None
 
+    def raise_sequences(self, timers: int, inbox: int) -> None:
+        """Timer and inbox sequence numbers continue above these (rows another connection
+        loaded into the file). Safe from any thread: one attribute store."""
+        self._seq_floor = (max(timers, self._seq_floor[0]), max(inbox, self._seq_floor[1]))
+
     # -- introspection -------------------------------------------------------------------------
 
     def query(
@@ -202,47 +241,46 @@ class Store:
     def put_invocation(self, inv: Invocation) -> None:
         result = inv.result
         kind = None if result is None else ("value" if result.ok else "failure")
-        self.db.execute(
-            f"INSERT OR REPLACE INTO invocations ({_INVOCATION_COLUMNS}) VALUES "
-            f"({', '.join('?' * 29)})",
-            (
-                sql_pk(inv.id.partition_key),
-                str(inv.id),
-                inv.service,
-                inv.handler,
-                inv.key,
-                inv.service_ty,
-                inv.handler_ty,
-                inv.status.value,
-                inv.idempotency_key,
-                inv.deployment_id,
-                inv.protocol_version,
-                inv.created_at,
-                inv.modified_at,
-                inv.execution_time,
-                inv.retry_count,
-                inv.attempts_since_progress,
-                inv.last_append_at,
-                inv.next_retry_at,
-                inv.last_failure,
-                json.dumps(inv.awaiting) if inv.awaiting else None,
-                inv.journal_len,
-                kind,
-                None if result is None else result.value,
-                None if result is None else result.failure_code,
-                None if result is None else result.failure_message,
-                inv.completed_at,
-                inv.expires_at,
-                inv.invoked_by,
-                None if result is None else _metadata_json(result),
-            ),
+        row = (
+            sql_pk(inv.id.partition_key),
+            str(inv.id),
+            inv.service,
+            inv.handler,
+            inv.key,
+            inv.service_ty,
+            inv.handler_ty,
+            inv.status.value,
+            inv.idempotency_key,
+            inv.deployment_id,
+            inv.protocol_version,
+            inv.created_at,
+            inv.modified_at,
+            inv.execution_time,
+            inv.retry_count,
+            inv.attempts_since_progress,
+            inv.last_append_at,
+            inv.next_retry_at,
+            inv.last_failure,
+            json.dumps(inv.awaiting) if inv.awaiting else None,
+            inv.journal_len,
+            kind,
+            None if result is None else result.value,
+            None if result is None else result.failure_code,
+            None if result is None else result.failure_message,
+            inv.completed_at,
+            inv.expires_at,
+            inv.invoked_by,
+            None if result is None else _metadata_json(result),
         )
+        self.db.execute(_PUT_INVOCATION, row)
+        if self.oplog is not None:
+            self.oplog.put("invocations", row)
 
     def delete_invocation(self, invocation_id: InvocationId) -> None:
         args = (sql_pk(invocation_id.partition_key), str(invocation_id))
-        self.db.execute("DELETE FROM invocations WHERE pk = ? AND id = ?", args)
-        self.db.execute("DELETE FROM journal WHERE pk = ? AND id = ?", args)
-        self.db.execute("DELETE FROM sinks WHERE pk = ? AND id = ?", args)
+        self._delete("invocations", "pk = ? AND id = ?", args)
+        self._delete("journal", "pk = ? AND id = ?", args)
+        self._delete("sinks", "pk = ? AND id = ?", args)
         self.delete_timers_of(invocation_id)
 
     def invocations_with_status(self, *statuses: Status) -> list[Invocation]:
@@ -270,20 +308,15 @@ class Store:
     ) -> int:
         """Append one message; updates ``inv.journal_len`` (the caller stores ``inv``)."""
         index = inv.journal_len
+        row = (sql_pk(inv.id.partition_key), str(inv.id), index, int(frame.type), frame.flags,
+               frame.payload, notification, now)  # fmt: skip
         self.db.execute(
             "INSERT INTO journal (pk, id, idx, type, flags, payload, notification, appended_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                sql_pk(inv.id.partition_key),
-                str(inv.id),
-                index,
-                int(frame.type),
-                frame.flags,
-                frame.payload,
-                notification,
-                now,
-            ),
+            row,
         )
+        if self.oplog is not None:
+            self.oplog.put("journal", row, fresh=True)
         inv.journal_len = index + 1
         inv.last_append_at = now
         return index
@@ -332,23 +365,21 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def set_state(self, service: str, key: str, state_key: bytes, value: bytes) -> None:
+        row = (key_pk(key), service, key, state_key, value)
         self.db.execute(
             "INSERT OR REPLACE INTO state (pk, service, key, state_key, value) "
             "VALUES (?, ?, ?, ?, ?)",
-            (key_pk(key), service, key, state_key, value),
+            row,
         )
+        if self.oplog is not None:
+            self.oplog.put("state", row)
 
     def clear_state(self, service: str, key: str, state_key: bytes) -> None:
-        self.db.execute(
-            "DELETE FROM state WHERE pk = ? AND service = ? AND key = ? AND state_key = ?",
-            (key_pk(key), service, key, state_key),
-        )
+        self._delete_row("state", (key_pk(key), service, key, state_key),
+                         "pk = ? AND service = ? AND key = ? AND state_key = ?")  # fmt: skip
 
     def clear_all_state(self, service: str, key: str) -> None:
-        self.db.execute(
-            "DELETE FROM state WHERE pk = ? AND service = ? AND key = ?",
-            (key_pk(key), service, key),
-        )
+        self._delete("state", "pk = ? AND service = ? AND key = ?", (key_pk(key), service, key))
 
     # -- exclusive locks and inboxes -----------------------------------------------------------
 
@@ -360,23 +391,23 @@ class Store:
         return None if row is None else str(row[0])
 
     def take_lock(self, service: str, key: str, invocation_id: InvocationId) -> None:
+        row = (key_pk(key), service, key, str(invocation_id))
         self.db.execute(
-            "INSERT OR REPLACE INTO locks (pk, service, key, id) VALUES (?, ?, ?, ?)",
-            (key_pk(key), service, key, str(invocation_id)),
+            "INSERT OR REPLACE INTO locks (pk, service, key, id) VALUES (?, ?, ?, ?)", row
         )
+        if self.oplog is not None:
+            self.oplog.put("locks", row)
 
     def release_lock(self, service: str, key: str) -> None:
-        self.db.execute(
-            "DELETE FROM locks WHERE pk = ? AND service = ? AND key = ?",
-            (key_pk(key), service, key),
-        )
+        self._delete_row("locks", (key_pk(key), service, key),
+                         "pk = ? AND service = ? AND key = ?")  # fmt: skip
 
     def push_inbox(self, service: str, key: str, invocation_id: InvocationId) -> None:
-        self._inbox_seq += 1
-        self.db.execute(
-            "INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)",
-            (key_pk(key), service, key, self._inbox_seq, str(invocation_id)),
-        )
+        self._inbox_seq = max(self._inbox_seq, self._seq_floor[1]) + 1
+        row = (key_pk(key), service, key, self._inbox_seq, str(invocation_id))
+        self.db.execute("INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)", row)
+        if self.oplog is not None:
+            self.oplog.put("inbox", row, fresh=True)
 
     def pop_inbox(self, service: str, key: str) -> str | None:
         row = self.db.execute(
@@ -386,17 +417,13 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        self.db.execute(
-            "DELETE FROM inbox WHERE pk = ? AND service = ? AND key = ? AND seq = ?",
-            (key_pk(key), service, key, row[0]),
-        )
+        self._delete_row("inbox", (key_pk(key), service, key, row[0]),
+                         "pk = ? AND service = ? AND key = ? AND seq = ?")  # fmt: skip
         return str(row[1])
 
     def remove_from_inbox(self, service: str, key: str, invocation_id: InvocationId) -> None:
-        self.db.execute(
-            "DELETE FROM inbox WHERE pk = ? AND service = ? AND key = ? AND id = ?",
-            (key_pk(key), service, key, str(invocation_id)),
-        )
+        self._delete("inbox", "pk = ? AND service = ? AND key = ? AND id = ?",
+                     (key_pk(key), service, key, str(invocation_id)))  # fmt: skip
 
     # -- queued state edits (admin API) ---------------------------------------------------------
 
@@ -404,17 +431,21 @@ class Store:
         self, service: str, key: str, new_state: str, version: str | None, prefix: str
     ) -> None:
         """Queue an edit in the key's inbox; its inbox entry is ``<prefix><seq>``."""
-        self._inbox_seq += 1
+        self._inbox_seq = max(self._inbox_seq, self._seq_floor[1]) + 1
         seq = self._inbox_seq
+        entry = (key_pk(key), service, key, seq, f"{prefix}{seq}")
         self.db.execute(
-            "INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)",
-            (key_pk(key), service, key, seq, f"{prefix}{seq}"),
+            "INSERT INTO inbox (pk, service, key, seq, id) VALUES (?, ?, ?, ?, ?)", entry
         )
+        edit = (key_pk(key), seq, service, key, new_state, version)
         self.db.execute(
             "INSERT INTO state_edits (pk, seq, service, key, new_state, version) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (key_pk(key), seq, service, key, new_state, version),
+            edit,
         )
+        if self.oplog is not None:
+            self.oplog.put("inbox", entry, fresh=True)
+            self.oplog.put("state_edits", edit, fresh=True)
 
     def take_state_edit(self, key: str, seq: int) -> tuple[str, str, str, str | None] | None:
         """(service, key, new_state JSON, version) of a queued edit, removed."""
@@ -424,7 +455,7 @@ class Store:
         ).fetchone()
         if row is None:
             return None
-        self.db.execute("DELETE FROM state_edits WHERE pk = ? AND seq = ?", (key_pk(key), seq))
+        self._delete_row("state_edits", (key_pk(key), seq), "pk = ? AND seq = ?")
         return str(row[0]), str(row[1]), str(row[2]), None if row[3] is None else str(row[3])
 
     # -- timers --------------------------------------------------------------------------------
@@ -436,14 +467,17 @@ class Store:
         kind: TimerKind,
         completion_id: int | None = None,
     ) -> Timer:
-        self._timer_seq += 1
-        pk = sql_pk(invocation_id.partition_key)
+        self._timer_seq = max(self._timer_seq, self._seq_floor[0]) + 1
+        row = (sql_pk(invocation_id.partition_key), self._timer_seq, fire_at, str(invocation_id),
+               kind.value, completion_id)  # fmt: skip
         self.db.execute(
             "INSERT INTO timers (pk, seq, fire_at, id, kind, completion_id) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (pk, self._timer_seq, fire_at, str(invocation_id), kind.value, completion_id),
+            row,
         )
-        return Timer(pk, self._timer_seq, fire_at, invocation_id, kind, completion_id)
+        if self.oplog is not None:
+            self.oplog.put("timers", row, fresh=True)
+        return Timer(row[0], self._timer_seq, fire_at, invocation_id, kind, completion_id)
 
     def due_timers(self, now: int, limit: int = 1000) -> list[Timer]:
         rows = self.db.execute(
@@ -468,30 +502,28 @@ class Store:
         return None if row is None or row[0] is None else int(row[0])
 
     def delete_timer(self, timer: Timer) -> None:
-        self.db.execute("DELETE FROM timers WHERE pk = ? AND seq = ?", (timer.pk, timer.seq))
+        self._delete_row("timers", (timer.pk, timer.seq), "pk = ? AND seq = ?")
 
     def delete_timers_of(self, invocation_id: InvocationId, kind: TimerKind | None = None) -> None:
-        query = "DELETE FROM timers WHERE pk = ? AND id = ?"
+        where = "pk = ? AND id = ?"
         args: tuple[object, ...] = (sql_pk(invocation_id.partition_key), str(invocation_id))
         if kind is not None:
-            query += " AND kind = ?"
+            where += " AND kind = ?"
             args = (*args, kind.value)
-        self.db.execute(query, args)
+        self._delete("timers", where, args)
 
     # -- sinks (who waits for an invocation's result) ------------------------------------------
 
     def add_sink(self, invocation_id: InvocationId, sink: Sink) -> None:
+        row = (sql_pk(invocation_id.partition_key), str(invocation_id), str(sink.caller),
+               sink.completion_id, sink.notification_type)  # fmt: skip
         self.db.execute(
             "INSERT OR REPLACE INTO sinks (pk, id, caller, completion_id, notification_type) "
             "VALUES (?, ?, ?, ?, ?)",
-            (
-                sql_pk(invocation_id.partition_key),
-                str(invocation_id),
-                str(sink.caller),
-                sink.completion_id,
-                sink.notification_type,
-            ),
+            row,
         )
+        if self.oplog is not None:
+            self.oplog.put("sinks", row)
 
     def take_sinks(self, invocation_id: InvocationId) -> list[Sink]:
         args = (sql_pk(invocation_id.partition_key), str(invocation_id))
@@ -499,7 +531,7 @@ class Store:
             "SELECT caller, completion_id, notification_type FROM sinks WHERE pk = ? AND id = ?",
             args,
         ).fetchall()
-        self.db.execute("DELETE FROM sinks WHERE pk = ? AND id = ?", args)
+        self._delete("sinks", "pk = ? AND id = ?", args)
         return [Sink(InvocationId.parse(c), cid, t) for c, cid, t in rows]
 
     def callees_of(self, caller: InvocationId, notification_type: int) -> list[InvocationId]:
@@ -514,18 +546,19 @@ class Store:
     def put_idempotency(
         self, service: str, key: str, handler: str, idem_key: str, invocation_id: InvocationId
     ) -> None:
+        row = (sql_pk(invocation_id.partition_key), service, key, handler, idem_key,
+               str(invocation_id))  # fmt: skip
         self.db.execute(
             "INSERT OR REPLACE INTO idempotency (pk, service, key, handler, idempotency_key, id) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (sql_pk(invocation_id.partition_key), service, key, handler, idem_key,
-             str(invocation_id)),
-        )  # fmt: skip
+            row,
+        )
+        if self.oplog is not None:
+            self.oplog.put("idempotency", row)
 
     def delete_idempotency(self, invocation_id: InvocationId) -> None:
-        self.db.execute(
-            "DELETE FROM idempotency WHERE pk = ? AND id = ?",
-            (sql_pk(invocation_id.partition_key), str(invocation_id)),
-        )
+        self._delete("idempotency", "pk = ? AND id = ?",
+                     (sql_pk(invocation_id.partition_key), str(invocation_id)))  # fmt: skip
 
     # -- workflow promises ---------------------------------------------------------------------
 
@@ -539,23 +572,29 @@ class Store:
         return None if row is None else _result(row)
 
     def complete_promise(self, service: str, key: str, name: str, result: Result) -> None:
+        row = (
+            key_pk(key), service, key, name, "value" if result.ok else "failure",
+            result.value, result.failure_code, result.failure_message, _metadata_json(result),
+        )  # fmt: skip
         self.db.execute(
             "INSERT INTO promises (pk, service, key, name, result_kind, value, failure_code, "
             "failure_message, failure_metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key_pk(key), service, key, name, "value" if result.ok else "failure",
-                result.value, result.failure_code, result.failure_message, _metadata_json(result),
-            ),
-        )  # fmt: skip
+            row,
+        )
+        if self.oplog is not None:
+            self.oplog.put("promises", row, fresh=True)
 
     def add_promise_listener(
         self, service: str, key: str, name: str, invocation_id: InvocationId, cid: int
     ) -> None:
+        row = (key_pk(key), service, key, name, str(invocation_id), cid)
         self.db.execute(
             "INSERT OR REPLACE INTO promise_listeners (pk, service, key, name, id, completion_id) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (key_pk(key), service, key, name, str(invocation_id), cid),
+            row,
         )
+        if self.oplog is not None:
+            self.oplog.put("promise_listeners", row)
 
     def take_promise_listeners(
         self, service: str, key: str, name: str
@@ -566,18 +605,13 @@ class Store:
             "WHERE pk = ? AND service = ? AND key = ? AND name = ?",
             args,
         ).fetchall()
-        self.db.execute(
-            "DELETE FROM promise_listeners WHERE pk = ? AND service = ? AND key = ? AND name = ?",
-            args,
-        )
+        self._delete("promise_listeners", "pk = ? AND service = ? AND key = ? AND name = ?", args)
         return [(InvocationId.parse(i), c) for i, c in rows]
 
     def clear_promises(self, service: str, key: str) -> None:
         args = (key_pk(key), service, key)
-        self.db.execute("DELETE FROM promises WHERE pk = ? AND service = ? AND key = ?", args)
-        self.db.execute(
-            "DELETE FROM promise_listeners WHERE pk = ? AND service = ? AND key = ?", args
-        )
+        self._delete("promises", "pk = ? AND service = ? AND key = ?", args)
+        self._delete("promise_listeners", "pk = ? AND service = ? AND key = ?", args)
 
     # -- whole tables of live data, for the in-memory layer (storage/hot.py) ----------------------
 
@@ -617,13 +651,15 @@ class Store:
         row = self.db.execute("SELECT seq FROM outbox_seq WHERE pk = ?", (pk,)).fetchone()
         seq = (0 if row is None else int(row[0])) + 1
         self.db.execute("INSERT OR REPLACE INTO outbox_seq (pk, seq) VALUES (?, ?)", (pk, seq))
+        if self.oplog is not None:
+            self.oplog.put("outbox_seq", (pk, seq))
         return seq
 
     def add_outbox(self, source_pk: int, seq: int, target: int, message: bytes) -> None:
-        self.db.execute(
-            "INSERT INTO outbox (pk, seq, target, message) VALUES (?, ?, ?, ?)",
-            (sql_pk(source_pk), seq, target, message),
-        )
+        row = (sql_pk(source_pk), seq, target, message)
+        self.db.execute("INSERT INTO outbox (pk, seq, target, message) VALUES (?, ?, ?, ?)", row)
+        if self.oplog is not None:
+            self.oplog.put("outbox", row, fresh=True)
 
     def read_outbox(
         self, source_pk: int, target: int | None = None
@@ -638,9 +674,11 @@ class Store:
 
     def delete_outbox(self, source_pk: int, seqs: Iterable[int]) -> None:
         pk = sql_pk(source_pk)
-        self.db.executemany(
-            "DELETE FROM outbox WHERE pk = ? AND seq = ?", [(pk, seq) for seq in seqs]
-        )
+        keys = [(pk, seq) for seq in seqs]
+        self.db.executemany("DELETE FROM outbox WHERE pk = ? AND seq = ?", keys)
+        if self.oplog is not None:
+            for key in keys:
+                self.oplog.delete("outbox", key)
 
     def dedup_seq(self, pk: int, source: int) -> int:
         row = self.db.execute(
@@ -649,27 +687,30 @@ class Store:
         return 0 if row is None else int(row[0])
 
     def set_dedup_seq(self, pk: int, source: int, seq: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO dedup (pk, source, seq) VALUES (?, ?, ?)",
-            (sql_pk(pk), source, seq),
-        )
+        row = (sql_pk(pk), source, seq)
+        self.db.execute("INSERT OR REPLACE INTO dedup (pk, source, seq) VALUES (?, ?, ?)", row)
+        if self.oplog is not None:
+            self.oplog.put("dedup", row)
 
     # -- deployments and services --------------------------------------------------------------
 
     def put_deployment(self, d: DeploymentRecord) -> None:
+        row = (
+            d.id, d.uri, int(d.use_http_11), json.dumps(d.additional_headers),
+            json.dumps(d.metadata), d.protocol_mode, d.min_protocol_version,
+            d.max_protocol_version, d.sdk_version, d.manifest, d.created_at,
+        )  # fmt: skip
         self.db.execute(
             "INSERT OR REPLACE INTO deployments (id, uri, use_http_11, additional_headers, "
             "metadata, protocol_mode, min_protocol_version, max_protocol_version, sdk_version, "
             "manifest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                d.id, d.uri, int(d.use_http_11), json.dumps(d.additional_headers),
-                json.dumps(d.metadata), d.protocol_mode, d.min_protocol_version,
-                d.max_protocol_version, d.sdk_version, d.manifest, d.created_at,
-            ),
-        )  # fmt: skip
+            row,
+        )
+        if self.oplog is not None:
+            self.oplog.put("deployments", row)
 
     def delete_deployment(self, deployment_id: str) -> None:
-        self.db.execute("DELETE FROM deployments WHERE id = ?", (deployment_id,))
+        self._delete_row("deployments", (deployment_id,), "id = ?")
 
     def list_deployments(self) -> list[DeploymentRecord]:
         rows = self.db.execute(
@@ -686,20 +727,42 @@ class Store:
         ]  # fmt: skip
 
     def put_service(self, s: ServiceRecord) -> None:
+        row = (s.name, s.revision, s.deployment_id, s.manifest, s.overrides)
         self.db.execute(
             "INSERT OR REPLACE INTO services (name, revision, deployment_id, manifest, overrides) "
             "VALUES (?, ?, ?, ?, ?)",
-            (s.name, s.revision, s.deployment_id, s.manifest, s.overrides),
+            row,
         )
+        if self.oplog is not None:
+            self.oplog.put("services", row)
 
     def delete_service(self, name: str) -> None:
-        self.db.execute("DELETE FROM services WHERE name = ?", (name,))
+        self._delete_row("services", (name,), "name = ?")
 
     def list_services(self) -> list[ServiceRecord]:
         rows = self.db.execute(
             "SELECT name, revision, deployment_id, manifest, overrides FROM services ORDER BY name"
         ).fetchall()
         return [ServiceRecord(*r) for r in rows]
+
+    # -- deletes, recorded in the op log -------------------------------------------------------
+
+    def _delete_row(self, table: str, key: tuple[object, ...], where: str) -> None:
+        """Delete one row by its primary key (``where`` matches the key's columns in order)."""
+        self.db.execute(f"DELETE FROM {table} WHERE {where}", key)
+        if self.oplog is not None:
+            self.oplog.delete(table, key)
+
+    def _delete(self, table: str, where: str, args: tuple[object, ...]) -> None:
+        """Delete the rows ``where`` matches; with an op log, each deleted row's key is recorded
+        (RETURNING), so the remote store deletes exactly those rows."""
+        if self.oplog is None:
+            self.db.execute(f"DELETE FROM {table} WHERE {where}", args)
+            return
+        returning = _KEY_COLUMNS[table]
+        for key in self.db.execute(f"DELETE FROM {table} WHERE {where} RETURNING {returning}",
+                                   args).fetchall():  # fmt: skip
+            self.oplog.delete(table, tuple(key))
 
 
 def _metadata_json(result: Result) -> str | None:
