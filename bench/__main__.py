@@ -53,6 +53,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=200, help="warm-up requests per case")
     parser.add_argument("--deployment-workers", type=int, default=1, help="hypercorn workers")
     parser.add_argument(
+        "--loadgen-processes",
+        type=int,
+        default=2,
+        help="load generator processes a measured run is split over (default 2)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -86,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         except profiling.ProfilerUnavailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    plan = Plan(args.cases, args.stacks, load, warmup, args.profile, args.deployment_workers)
+    if args.loadgen_processes < 1:
+        print("error: --loadgen-processes must be at least 1", file=sys.stderr)
+        return 2
+    plan = Plan(
+        args.cases, args.stacks, load, warmup, args.profile, args.deployment_workers,
+        args.loadgen_processes,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="perdure-bench-") as tmp:
         report = run_plan(plan, Path(tmp))
     print()

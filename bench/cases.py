@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.loadgen import CheckFailed, Issue, LoadResult
+from bench.loadgen import Answer, CheckFailed, Client, Issue, LoadResult
 
 # Post-run check: (ingress client, tag, result) -> a problem description, or None when consistent.
 Verify = Callable[[httpx.AsyncClient, str, LoadResult], Awaitable[str | None]]
@@ -21,7 +21,7 @@ Verify = Callable[[httpx.AsyncClient, str, LoadResult], Awaitable[str | None]]
 MANY_KEYS = 1024  # key space of the many-keys case: contention on one key is rare
 
 
-def _expect_int(resp: httpx.Response, want: int, status: int = 200) -> None:
+def _expect_int(resp: Answer, want: int, status: int = 200) -> None:
     if resp.status_code != status:
         raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:80]}")
     got = resp.json()
@@ -33,7 +33,7 @@ def _call(path_of: Callable[[int], str], answer: Callable[[int], int]) -> Callab
     """A request-response call whose answer is a function of the request number."""
 
     def make(tag: str) -> Issue:
-        async def issue(client: httpx.AsyncClient, i: int) -> None:
+        async def issue(client: Client, i: int) -> None:
             _expect_int(await client.post(path_of(i), json=i), answer(i))
 
         return issue
@@ -42,7 +42,7 @@ def _call(path_of: Callable[[int], str], answer: Callable[[int], int]) -> Callab
 
 
 def _hot_key(tag: str) -> Issue:
-    async def issue(client: httpx.AsyncClient, i: int) -> None:
+    async def issue(client: Client, i: int) -> None:
         resp = await client.post(f"/BenchCounter/{tag}-hot/add", json=1)
         if resp.status_code != 200:
             raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:80]}")
@@ -51,7 +51,7 @@ def _hot_key(tag: str) -> Issue:
 
 
 def _many_keys(tag: str) -> Issue:
-    async def issue(client: httpx.AsyncClient, i: int) -> None:
+    async def issue(client: Client, i: int) -> None:
         resp = await client.post(f"/BenchCounter/{tag}-k{i % MANY_KEYS}/add", json=1)
         if resp.status_code != 200:
             raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:80]}")
@@ -88,7 +88,7 @@ async def _verify_many_keys(client: httpx.AsyncClient, tag: str, result: LoadRes
 def _send(tag: str) -> Issue:
     """One-way send, then attach to the invocation: the latency runs until it completed."""
 
-    async def issue(client: httpx.AsyncClient, i: int) -> None:
+    async def issue(client: Client, i: int) -> None:
         resp = await client.post("/BenchNoop/echo/send", json=i)
         if resp.status_code != 202:
             raise CheckFailed(f"send: HTTP {resp.status_code}: {resp.text[:80]}")
@@ -101,7 +101,7 @@ def _send(tag: str) -> Issue:
 def _idempotent(tag: str) -> Issue:
     """A call with a fresh idempotency key: the server records the key and keeps the result."""
 
-    async def issue(client: httpx.AsyncClient, i: int) -> None:
+    async def issue(client: Client, i: int) -> None:
         resp = await client.post(
             "/BenchNoop/echo", json=i, headers={"idempotency-key": f"{tag}-{i}"}
         )

@@ -24,7 +24,7 @@ import httpx
 from bench import profiling, targets
 from bench.cases import CASES, Case
 from bench.cpu import cpu_seconds
-from bench.loadgen import LoadConfig, LoadResult, run_load
+from bench.loadgen import LoadConfig, LoadResult, run_load, run_load_processes
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Plan:
     profile_dir: Path | None = None
     """Record py-spy profiles of perdure's processes (server, SDK) per case into this directory."""
     deployment_workers: int = 1
+    loadgen_processes: int = 2
+    """Load generator processes the measured run is split over (the warm-up uses one)."""
 
 
 @dataclass
@@ -111,6 +113,7 @@ class Report:
                 "duration_s": load.duration,
                 "rate": load.rate,
                 "warmup_requests": self.plan.warmup.requests,
+                "loadgen_processes": self.plan.loadgen_processes,
                 "deployment": {
                     "official": f"restate-sdk (official Python SDK) {targets.DEPLOYMENT_APP}, "
                     f"hypercorn x{self.plan.deployment_workers} -c bench/hypercorn.toml, h2c",
@@ -140,10 +143,7 @@ def run_plan(plan: Plan, tmp: Path, log: Any = print) -> Report:
 
 
 def _cpu_now(target: targets.Target) -> dict[str, float | None]:
-    now = {
-        "server": cpu_seconds(target.pid),
-        "loadgen": time.process_time(),  # this process only: the servers are its children
-    }
+    now = {"server": cpu_seconds(target.pid)}
     if target.sdk_pid is not None:
         now["deployment"] = cpu_seconds(target.sdk_pid)
     return now
@@ -173,7 +173,7 @@ def _run_case(plan: Plan, target: targets.Target, case: Case, log: Any) -> Outco
                 stack.enter_context(profiling.recording(pid, raw))
                 outcome.profiles.append(str(raw))
         before = _cpu_now(target)
-        result = asyncio.run(run_load(target.ingress, case.make(tag), load))
+        result = run_load_processes(target.ingress, case.make(tag), load, plan.loadgen_processes)
         after = _cpu_now(target)
     outcome.result = result
     outcome.cpu = {
@@ -181,6 +181,7 @@ def _run_case(plan: Plan, target: targets.Target, case: Case, log: Any) -> Outco
         for name, end in after.items()
         if end is not None and (start := before[name]) is not None
     }
+    outcome.cpu["loadgen"] = result.cpu  # the generator processes' own count
     if case.verify is not None:
         outcome.problem = asyncio.run(_verify(target.ingress, case, tag, result))
     if result.failed:

@@ -17,7 +17,14 @@ import pytest
 
 from bench import targets
 from bench.cases import CASES
-from bench.loadgen import CheckFailed, LoadConfig, LoadResult, run_load
+from bench.http1 import LeanClient
+from bench.loadgen import (
+    CheckFailed,
+    LoadConfig,
+    LoadResult,
+    run_load,
+    run_load_processes,
+)
 
 # ---------------------------------------------------------------------------------------------
 # The load generator, without a network
@@ -89,6 +96,60 @@ def test_bad_bounds_are_rejected() -> None:
         LoadConfig(rate=0)
 
 
+def test_lean_client_reads_length_and_chunked_bodies_and_reconnects_after_close() -> None:
+    """The load generator's HTTP/1.1 client against a hand-written server: a content-length
+    answer, a chunked one (split across writes) on the same connection, then one that closes the
+    connection, after which the next request opens a new one."""
+    answers = [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n41",
+        b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n1\r\n4\r\n",
+        b"1;ext=1\r\n2\r\n0\r\n\r\n",
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope",
+    ]
+    connections: list[list[bytes]] = []
+
+    async def scenario() -> list[tuple[int, str]]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen: list[bytes] = []
+            connections.append(seen)
+            try:
+                while len(seen) < 3:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    seen.append(head.split(b" ")[1] + await reader.readexactly(length))
+                    if len(connections) > 1:
+                        writer.write(answers[0])
+                    elif len(seen) == 2:
+                        writer.write(answers[1])
+                        await writer.drain()
+                        await asyncio.sleep(0.05)
+                        writer.write(answers[2])
+                    else:
+                        writer.write(answers[0] if len(seen) == 1 else answers[3])
+                    await writer.drain()
+            except asyncio.IncompleteReadError:
+                pass  # the client closed its connection
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with LeanClient(f"http://127.0.0.1:{port}") as client:
+            got = []
+            for path in ("/a", "/b", "/c", "/d"):
+                resp = await client.post(path, json={"n": 1}, headers={"x-test": "1"})
+                got.append((resp.status_code, resp.text))
+        server.close()
+        await server.wait_closed()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got == [(200, "41"), (201, "42"), (404, "nope"), (200, "41")]
+    assert [len(c) for c in connections] == [3, 1]
+    assert connections[0][0] == b'/a{"n": 1}'
+
+
 # ---------------------------------------------------------------------------------------------
 # Every case against perdure's server
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +179,19 @@ def test_case_runs_and_is_counted_on_perdure(perdure: targets.Target, name: str)
                 return await case.verify(client, tag, result)
 
         assert asyncio.run(verify()) is None
+
+
+@pytest.mark.interop
+def test_a_run_split_over_processes_issues_every_request_number_once(
+    perdure: targets.Target,
+) -> None:
+    """Three generator processes, 5 workers, 20 requests: each number 0..19 is issued by exactly
+    one process (the noop answer is the number itself, so each answer is checked), and the
+    generators' CPU time is counted."""
+    noop = CASES["noop"].make("split")
+    result = run_load_processes(perdure.ingress, noop, LoadConfig(5, 20, 20), 3)
+    assert (result.ok, result.failed) == (20, 0)
+    assert result.cpu > 0 and len(result.latencies) == 20
 
 
 @pytest.mark.interop

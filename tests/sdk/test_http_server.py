@@ -156,3 +156,82 @@ async def test_stop_lets_running_attempts_finish_and_refuses_new_ones(
             await asyncio.open_connection("127.0.0.1", port)
     finally:
         pool.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP/1.1 on a raw socket: what clients other than httpx may send
+# ---------------------------------------------------------------------------------------------
+
+
+async def _exchange(port: int, data: bytes) -> bytes:
+    """Send ``data``, read until the server closes the connection (or 3 s of silence)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    received = b""
+    try:
+        while chunk := await asyncio.wait_for(reader.read(65536), 3):
+            received += chunk
+    except TimeoutError:
+        pass
+    writer.close()
+    return received
+
+
+def _outputs(response: bytes) -> list[bytes]:
+    body = response.split(b"\r\n\r\n", 1)[1]
+    return [f.message().value.content for f in FrameDecoder().feed(body)  # type: ignore[union-attr]
+            if f.type is MessageType.OUTPUT]  # fmt: skip
+
+
+async def test_http11_pipelined_requests_are_answered_in_order(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    request = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+    last = b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    response = await _exchange(served[0], request + request + last)
+    statuses = [
+        line.split(b" ")[1] for line in response.split(b"\r\n") if line.startswith(b"HTTP/")
+    ]
+    assert statuses == [b"200", b"200", b"404"]
+    assert b"connection: close" in response  # and the server closed it: _exchange returned
+
+
+async def test_http11_chunked_body_and_expect_continue(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    """An invocation over HTTP/1.1 (request/response mode) with a chunked body and
+    ``Expect: 100-continue``: the server says 100 Continue first, then answers the whole body."""
+    body = _start(42)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:5], body[5:]))
+    head = (b"POST /invoke/Echo/echo HTTP/1.1\r\nhost: x\r\ncontent-type: " + CT.encode()
+            + b"\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n"
+            + b"connection: close\r\n\r\n")  # fmt: skip
+    response = await _exchange(served[0], head + chunks + b"0\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ")
+    assert _outputs(response.split(b"\r\n\r\n", 1)[1]) == [b"42"]
+
+
+async def test_http10_is_answered_then_closed(served: tuple[int, asyncio.Event, object]) -> None:
+    response = await _exchange(served[0], b"GET /health HTTP/1.0\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert b"connection: close\r\n" in response
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /health HTTP/1.1\r\n bad folding\r\n\r\n",
+        b"POST /x HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
+        b"POST /x HTTP/1.1\r\ncontent-length: -1\r\n\r\n",
+        b"POST /x HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n",
+        b"POST /x HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["request-line", "folding", "two-lengths", "negative-length", "gzip", "chunk-size"],
+)
+async def test_http11_bad_requests_get_400_and_a_closed_connection(
+    served: tuple[int, asyncio.Event, object], request_bytes: bytes
+) -> None:
+    response = await _exchange(served[0], request_bytes)
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"connection: close" in response

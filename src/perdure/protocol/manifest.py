@@ -125,9 +125,17 @@ class ServiceManifest:
     ty: ServiceType
     handlers: tuple[HandlerManifest, ...] = ()
     options: Options = field(default_factory=Options)
+    _by_name: dict[str, HandlerManifest] = field(init=False, repr=False, compare=False)
+    """``handlers`` by name: looked up on every invocation."""
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, HandlerManifest] = {}
+        for h in self.handlers:
+            by_name.setdefault(h.name, h)  # the first of a name, as a scan would find
+        object.__setattr__(self, "_by_name", by_name)
 
     def handler(self, name: str) -> HandlerManifest | None:
-        return next((h for h in self.handlers if h.name == name), None)
+        return self._by_name.get(name)
 
     def effective_handler_type(self, handler: HandlerManifest) -> HandlerType | None:
         """The type the official server gives a handler (None for a plain service handler).

@@ -199,11 +199,17 @@ class Context:
 
     def __init__(self, inv: Invocation) -> None:
         self._inv = inv
-        info = inv.vm.start_info()
-        self._random = _random.Random(info.random_seed)
-        self.logger: logging.LoggerAdapter = _ReplayAwareLogger(inv)  # type: ignore[type-arg]
-        """A logger that stays quiet while the handler replays."""
+        # Both made on first use: most handlers use neither, and each costs microseconds.
+        self._random: _random.Random | None = None
+        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
         self._request: Request | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger that stays quiet while the handler replays."""
+        if self._logger is None:
+            self._logger = _ReplayAwareLogger(self._inv)
+        return self._logger
 
     # -- the invocation ---------------------------------------------------------------------
 
@@ -225,11 +231,13 @@ class Context:
 
     def random(self) -> _random.Random:
         """A random generator seeded by the invocation: the same draws on every replay."""
+        if self._random is None:
+            self._random = _random.Random(self._inv.vm.start_info().random_seed)
         return self._random
 
     def uuid(self) -> _uuid.UUID:
         """A version-4 UUID drawn from ``random()``: stable across replays."""
-        return _uuid.UUID(int=self._random.getrandbits(128), version=4)
+        return _uuid.UUID(int=self.random().getrandbits(128), version=4)
 
     # -- steps and timers -------------------------------------------------------------------
 

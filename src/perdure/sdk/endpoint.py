@@ -287,9 +287,10 @@ class _Attempt:
                 self.vm.sys_error(503, "the deployment stopped before the handler could finish")
             await self._send_output()
             # The server closes the request once it saw our terminal message; read to the end.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DRAIN_TIMEOUT):
-                    await self.input_done.wait()
+            if not self.input_done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DRAIN_TIMEOUT):
+                        await self.input_done.wait()
         finally:
             self.app._attempts.discard(self)
             if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -67,6 +68,14 @@ class AttemptPlan:
     """Start + the journal, framed."""
     inactivity_timeout: float
     abort_timeout: float
+
+
+@functools.lru_cache(maxsize=256)
+def _endpoint(uri: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, base path) of a deployment uri: parsed once, not per attempt."""
+    url = urlsplit(uri)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.hostname or "localhost", port, url.path.rstrip("/")
 
 
 class Attempt:
@@ -155,15 +164,12 @@ class Attempt:
         return headers
 
     def _path(self) -> tuple[str, int, str]:
-        url = urlsplit(self.plan.uri)
-        host = url.hostname or "localhost"
-        port = url.port or (443 if url.scheme == "https" else 80)
-        path = f"{url.path.rstrip('/')}/invoke/{self.plan.service}/{self.plan.handler}"
-        return host, port, path
+        _, host, port, base = _endpoint(self.plan.uri)
+        return host, port, f"{base}/invoke/{self.plan.service}/{self.plan.handler}"
 
     async def _open(self) -> Stream:
         host, port, path = self._path()
-        if urlsplit(self.plan.uri).scheme == LOCAL_SCHEME:
+        if _endpoint(self.plan.uri)[0] == LOCAL_SCHEME:
             return self.local.request(host, "POST", path, self._headers())
         return await self.pool.request(host, port, "POST", path, self._headers())
 
@@ -207,19 +213,19 @@ class Attempt:
         """The response head within the first-byte timeout; a late one makes the connection
         prove it is alive (a dead one fails the stream long before)."""
         limit = min(self.plan.abort_timeout, FIRST_BYTE_TIMEOUT)
-        head = asyncio.ensure_future(stream.response())
+        suspect = getattr(stream, "suspect", None)
+        # A timer, not a task and asyncio.wait per attempt: the head usually comes within ms.
+        timer = None
+        if suspect is not None:
+            timer = asyncio.get_running_loop().call_later(SUSPECT_AFTER, suspect)
         try:
             async with asyncio.timeout(limit):
-                done, _ = await asyncio.wait({head}, timeout=SUSPECT_AFTER)
-                if not done:
-                    suspect = getattr(stream, "suspect", None)
-                    if suspect is not None:
-                        suspect()
-                return await head
+                return await stream.response()
         except TimeoutError:
             raise H2Error(f"the deployment sent no response head in {limit:g} s") from None
         finally:
-            head.cancel()
+            if timer is not None:
+                timer.cancel()
 
     async def _read_h2(self, stream: Stream) -> None:
         status, headers = await self._response_head(stream)

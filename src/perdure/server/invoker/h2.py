@@ -31,6 +31,9 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
+
+from perdure.server.invoker.mailbox import Mailbox
 
 READ_CHUNK = 65536
 WINDOW = 16 * 1024 * 1024
@@ -65,6 +68,31 @@ class _DrainingClient(h2.connection.H2Connection):
         return result
 
 
+class _PlainEncoder(hpack.Encoder):
+    """HPACK without Huffman coding: a few bytes more per new header value (the invocation id),
+    no bit twiddling in Python on either side (the deployment decodes what we encode)."""
+
+    def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        return super().encode(headers, huffman=huffman)
+
+
+# Header values new on every request (an invocation id, a signature) are sent as literals that are
+# never indexed: in HPACK's dynamic table they would only push out the values that do repeat
+# (path, content type, authority) and make every lookup in the table a longer linear scan.
+_NEVER_INDEXED = frozenset({"x-restate-invocation-id", "x-restate-jwt-v1"})
+
+# The request heads are built here (lowercase names, no connection headers) and only two response
+# headers are read (:status, content-type): h2's per-header checks and text decoding cost more
+# than the rest of a request's HTTP/2 handling.
+_CONFIG = h2.config.H2Configuration(
+    client_side=True,
+    header_encoding=None,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+    validate_inbound_headers=False,
+)
+
+
 class H2Stream:
     def __init__(self, connection: H2Connection, stream_id: int) -> None:
         self._connection = connection
@@ -72,7 +100,7 @@ class H2Stream:
         self._response: asyncio.Future[tuple[int, dict[str, str]]] = (
             connection._loop.create_future()
         )
-        self._data: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
+        self._data: Mailbox[bytes | Exception | None] = Mailbox(connection._loop)
         self.request_closed = False
         self.finished = False
 
@@ -113,24 +141,24 @@ class H2Stream:
             self._response.set_result((status, headers))
 
     def _on_data(self, data: bytes) -> None:
-        self._data.put_nowait(data)
+        self._data.put(data)
 
     def _on_end(self) -> None:
         self.finished = True
-        self._data.put_nowait(None)
+        self._data.put(None)
 
     def _on_error(self, error: Exception) -> None:
         self.finished = True
         if not self._response.done():
             self._response.set_exception(error)
             self._response.exception()  # mark retrieved: the reader may never ask
-        self._data.put_nowait(error)
+        self._data.put(error)
 
 
 class H2Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
-        self._h2 = _DrainingClient(config=config)
+        self._h2 = _DrainingClient(config=_CONFIG)
+        self._h2.encoder = _PlainEncoder()
         self._reader = reader
         self._writer = writer
         self._streams: dict[int, H2Stream] = {}
@@ -202,7 +230,10 @@ class H2Connection:
             (":scheme", "http"),
             (":authority", authority),
             (":path", path),
-            *headers,
+            *(
+                hpack.NeverIndexedHeaderTuple(k, v) if k in _NEVER_INDEXED else (k, v)
+                for k, v in headers
+            ),
         ]
         stream = H2Stream(self, stream_id)
         self._streams[stream_id] = stream
@@ -334,8 +365,13 @@ class H2Connection:
         if isinstance(event, h2.events.ResponseReceived):
             stream = self._streams.get(event.stream_id)
             if stream is not None:
-                headers = {str(k): str(v) for k, v in event.headers or []}
-                stream._on_response(int(headers.get(":status", "0")), headers)
+                headers = {
+                    k.decode("latin-1").lower(): v.decode("latin-1")
+                    for k, v in event.headers or []
+                    if isinstance(k, bytes) and isinstance(v, bytes)
+                }
+                status = headers.get(":status", "")
+                stream._on_response(int(status) if status.isdigit() else 0, headers)
         elif isinstance(event, h2.events.DataReceived):
             if event.flow_controlled_length:
                 self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 
+from perdure.server.invoker.mailbox import Mailbox
+
 log = logging.getLogger("perdure.server.invoker")
 
 LOCAL_SCHEME = "local"
@@ -54,9 +56,9 @@ class LocalStream:
     ) -> None:  # fmt: skip
         self.request_closed = False
         self.finished = False
-        self._request: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._data: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        self._request: Mailbox[dict[str, Any]] = Mailbox(loop)
+        self._data: Mailbox[bytes | Exception | None] = Mailbox(loop)
         self._response: asyncio.Future[tuple[int, dict[str, str]]] = loop.create_future()
         scope: Scope = {
             "type": "http",
@@ -89,7 +91,7 @@ class LocalStream:
     async def send(self, data: bytes) -> None:
         if self.request_closed:
             raise LocalError("the request body is already closed")
-        self._request.put_nowait({"type": "http.request", "body": data, "more_body": True})
+        self._request.put({"type": "http.request", "body": data, "more_body": True})
 
     async def close_request(self) -> None:
         if not self.request_closed:
@@ -98,13 +100,13 @@ class LocalStream:
     def reset(self) -> None:
         """Abort the exchange: the app sees a disconnect and its task is cancelled."""
         self.request_closed = True
-        self._request.put_nowait({"type": "http.disconnect"})
+        self._request.put({"type": "http.disconnect"})
         self._task.cancel()
         self._end(LocalError("the stream was reset"))
 
     def _close(self) -> None:
         self.request_closed = True
-        self._request.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        self._request.put({"type": "http.request", "body": b"", "more_body": False})
 
     async def _receive(self) -> dict[str, Any]:
         return await self._request.get()
@@ -119,7 +121,7 @@ class LocalStream:
         elif message["type"] == "http.response.body":
             body = message.get("body", b"")
             if body:
-                self._data.put_nowait(bytes(body))
+                self._data.put(bytes(body))
             if not message.get("more_body", False):
                 self._end(None)
 
@@ -142,7 +144,7 @@ class LocalStream:
         if error is not None and not self._response.done():
             self._response.set_exception(error)
             self._response.exception()  # mark retrieved: the reader may never ask
-        self._data.put_nowait(error)
+        self._data.put(error)
 
 
 class LocalApps:
