@@ -22,13 +22,11 @@ tests/server/test_retention_bounded.py checks boundedness at small scale.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sqlite3
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,13 +35,13 @@ import httpx
 
 from bench import targets
 from bench.cpu import cpu_seconds
-from bench.loadgen import CheckFailed, LoadConfig, run_load
+from bench.loadgen import CheckFailed, Client, LoadConfig, run_load_processes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLES = ("invocations", "journal", "timers", "sinks", "locks", "inbox", "idempotency", "state")
 
 
-async def _noop(client: httpx.AsyncClient, i: int) -> None:
+async def _noop(client: Client, i: int) -> None:
     resp = await client.post("/BenchNoop/echo", json=i)
     if resp.status_code != 200 or resp.json() != i:
         raise CheckFailed(f"HTTP {resp.status_code}: {resp.text[:80]}")
@@ -75,41 +73,26 @@ def store_figures(data_dir: Path) -> dict[str, Any]:
     return figures
 
 
-def _drive_here(ingress: str, count: int, concurrency: int) -> tuple[int, int, str]:
-    """One load process: (ok, failed, failure reasons)."""
-    config = LoadConfig(concurrency=concurrency, requests=count, duration=10**6)
-    result = asyncio.run(run_load(ingress, _noop, config))
-    return result.ok, result.failed, str(dict(result.failures))
-
-
 class Load:
-    """Noop invocations from several processes: one Python client process cannot keep a fast
-    server busy."""
+    """Noop invocations, closed loop, from several generator processes (one Python client
+    process cannot keep a fast server busy)."""
 
     def __init__(self, processes: int, concurrency: int) -> None:
         self.processes = processes
         self.concurrency = concurrency
-        self.pool = ProcessPoolExecutor(processes)
 
-    async def drive(self, ingress: str, count: int) -> float:
+    def drive(self, ingress: str, count: int) -> float:
         """Run ``count`` noop invocations; returns invocations/s."""
-        loop = asyncio.get_running_loop()
-        n = self.processes
-        shares = [count // n + (i < count % n) for i in range(n)]
-        per = max(1, self.concurrency // n)
-        started = time.monotonic()
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self.pool, _drive_here, ingress, k, per) for k in shares if k)
-        )
-        elapsed = time.monotonic() - started
-        if sum(f for _, f, _ in results):
-            raise SystemExit(f"requests failed: {[r for _, _, r in results]}")
-        return sum(ok for ok, _, _ in results) / elapsed
+        config = LoadConfig(concurrency=self.concurrency, requests=count, duration=10**6)
+        result = run_load_processes(ingress, _noop, config, self.processes)
+        if result.failed:
+            raise SystemExit(f"{result.failed} requests failed: {dict(result.failures)}")
+        return result.throughput
 
-    async def measure(self, target: targets.Target, data_dir: Path, window: int) -> dict[str, Any]:
+    def measure(self, target: targets.Target, data_dir: Path, window: int) -> dict[str, Any]:
         """A measured window: throughput, server CPU per invocation, then RSS and the store."""
         cpu_before = cpu_seconds(target.pid) or 0.0
-        throughput = await self.drive(target.ingress, window)
+        throughput = self.drive(target.ingress, window)
         cpu = (cpu_seconds(target.pid) or 0.0) - cpu_before
         return {
             "throughput_rps": round(throughput, 1),
@@ -126,7 +109,7 @@ def set_retention(admin: str, retention: str) -> None:
     resp.raise_for_status()
 
 
-async def soak(args: argparse.Namespace) -> dict[str, Any]:
+def soak(args: argparse.Namespace) -> dict[str, Any]:
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     stack = targets.STACKS["perdure"]
     load = Load(args.processes, args.concurrency)
@@ -142,21 +125,21 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         # the reference first: a fresh instance (so an interrupted soak still has one)
         with targets.start(stack, Path(tmp) / "fresh") as fresh:
             set_retention(fresh.admin, args.retention)
-            await load.drive(fresh.ingress, args.warmup)
-            report["fresh"] = await load.measure(fresh, Path(tmp) / "fresh", args.window)
+            load.drive(fresh.ingress, args.warmup)
+            report["fresh"] = load.measure(fresh, Path(tmp) / "fresh", args.window)
             print(json.dumps({"fresh": report["fresh"]}), flush=True)
         with targets.start(stack, Path(tmp) / "long") as target:
             set_retention(target.admin, args.retention)
             data_dir = Path(tmp) / "long"
-            await load.drive(target.ingress, args.warmup)
+            load.drive(target.ingress, args.warmup)
             done = args.warmup
             started = time.monotonic()
             for checkpoint in checkpoints:
                 while done < checkpoint - args.window:
                     step = min(args.step, checkpoint - args.window - done)
-                    await load.drive(target.ingress, step)
+                    load.drive(target.ingress, step)
                     done += step
-                figures = await load.measure(target, data_dir, args.window)
+                figures = load.measure(target, data_dir, args.window)
                 done += args.window
                 figures["completed"] = done
                 figures["elapsed_s"] = round(time.monotonic() - started)
@@ -206,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoints = ",".join(
             str(c) for c in [*marks, args.invocations] if c <= args.invocations
         )
-    report = asyncio.run(soak(args))
+    report = soak(args)
     out = args.out or RESULTS / f"soak-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
