@@ -109,7 +109,7 @@ def set_retention(admin: str, retention: str) -> None:
     resp.raise_for_status()
 
 
-def soak(args: argparse.Namespace) -> dict[str, Any]:
+def soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     stack = targets.STACKS["perdure"]
     load = Load(args.processes, args.concurrency)
@@ -154,6 +154,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 report["checkpoints"].append(figures)
                 print(json.dumps(figures), flush=True)
+                out.write_text(json.dumps(report, indent=2) + "\n")  # kept if interrupted
     last = report["checkpoints"][-1]
     at_100k = min(report["checkpoints"], key=lambda c: abs(c["completed"] - 100_000))
     report["rss_ratio_last_to_100k"] = round(last["rss_mb"] / at_100k["rss_mb"], 3)
@@ -189,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoints = ",".join(
             str(c) for c in [*marks, args.invocations] if c <= args.invocations
         )
-    report = soak(args)
     out = args.out or RESULTS / f"soak-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    report = soak(args, out)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if "ratio" in k}), flush=True)
     print(f"written to {out}", file=sys.stderr)

@@ -51,8 +51,10 @@ from perdure.server.records import (
 )
 from perdure.server.storage.api import Storage
 
-TIMER_WINDOW = 10_000
-"""About how many timers the index keeps in memory (the earliest ones)."""
+TIMER_WINDOW = 2_000
+"""About how many timers the index keeps in memory (the earliest ones; the next ones are loaded
+in one query when these have fired). Retention expiry timers, one per completed invocation,
+are most of them: a wider window only costs memory."""
 _FOREVER = 1 << 62
 LIVE = tuple(s for s in Status if s is not Status.COMPLETED)
 
