@@ -53,6 +53,12 @@ STACKS: dict[str, Stack] = {
             "perdure server on PostgreSQL + perdure SDK",
             store="postgres",
         ),
+        Stack(
+            "perdure-workers2",
+            "perdure-workers2",
+            "perdure",
+            "perdure server --workers 2 + perdure SDK",
+        ),
     ]
 }
 BASELINE = "official"
@@ -129,8 +135,9 @@ def start(stack: Stack, tmp: Path, *, deployment_workers: int = 1) -> Iterator[T
 @contextmanager
 def _server(stack: Stack, tmp: Path, url: str, sdk_pid: int | None) -> Iterator[Target]:
     tmp.mkdir(parents=True, exist_ok=True)
-    if stack.server == "perdure":
-        with PerdureServer.start(tmp, store=stack.store) as perdure:
+    if stack.server.startswith("perdure"):
+        args = ["--workers", "2"] if stack.server == "perdure-workers2" else []
+        with PerdureServer.start(tmp, args=args, store=stack.store) as perdure:
             perdure.register(url)
             yield Target(stack, perdure.ingress, perdure.admin, perdure.child.proc.pid, sdk_pid)
     elif stack.server == "official":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from http import HTTPStatus
@@ -73,9 +74,10 @@ class _Work:
 
 async def serve_asgi(
     app: ASGIApp, host: str, port: int, stop: asyncio.Event, *, grace_period: float,
-    max_requests: int | None = None,
+    max_requests: int | None = None, sock: socket.socket | None = None,
 ) -> None:  # fmt: skip
-    """Serve ``app`` on ``host:port`` until ``stop`` is set, then stop gracefully."""
+    """Serve ``app`` on ``host:port`` (or on the listening socket ``sock``, which several
+    processes may share) until ``stop`` is set, then stop gracefully."""
     if max_requests is not None and max_requests < 1:
         raise ValueError(f"max_requests must be at least 1, not {max_requests}")
     work = _Work(max_requests)
@@ -86,7 +88,10 @@ async def serve_asgi(
         with contextlib.suppress(asyncio.CancelledError):
             await _connection(app, reader, writer, work)
 
-    server = await asyncio.start_server(accept, host, port, limit=READ_CHUNK)
+    if sock is not None:
+        server = await asyncio.start_server(accept, sock=sock, limit=READ_CHUNK)
+    else:
+        server = await asyncio.start_server(accept, host, port, limit=READ_CHUNK)
     log.info("serving on %s:%s (HTTP/2 cleartext and HTTP/1.1)", host, port)
     try:
         await stop.wait()
@@ -339,6 +344,11 @@ class _H2Connection:
         except asyncio.CancelledError:
             self._reset(stream.stream_id)
             raise
+        except ConnectionAbortedError:
+            # The app ends the request as a broken connection would (a proxy whose upstream
+            # died mid-request): no answer, the stream is reset.
+            stream.ended = True
+            self._reset(stream.stream_id)
         except Exception:
             log.exception("the app failed on %s %s", scope["method"], scope["path"])
             if not stream.started:

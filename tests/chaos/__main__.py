@@ -30,6 +30,15 @@ def main(argv: list[str] | None = None) -> int:
         help="periods where the deployment sends GOAWAY every --goaway-after requests",
     )
     p.add_argument("--hangs", type=int, default=1, help="SIGSTOP the deployment, then SIGCONT")
+    p.add_argument(
+        "--workers", type=int, default=1, help="run the server with --workers N (default 1)"
+    )
+    p.add_argument(
+        "--worker-kills",
+        type=int,
+        default=0,
+        help="SIGKILL one worker of --workers N (its supervisor restarts it)",
+    )
     p.add_argument("--actors", type=int, default=6, help="concurrent clients")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--min-gap", type=float, default=0.5, help="least workload time before a fault")
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "blackhole": args.blackholes,
         "goaway": args.goaways,
         "hang": args.hangs,
+        "worker": args.worker_kills,
     }
     tmp = args.dir or Path(tempfile.mkdtemp(prefix="perdure-chaos-"))
     cfg = Config(
@@ -68,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         stuck_timeout=args.stuck_timeout,
     )
+    if args.workers > 1:
+        cfg.server_args = (*cfg.server_args, "--workers", str(args.workers))
     outcome = asyncio.run(run(cfg))
     print(outcome.summary())
     print(f"logs, data dir and ledger: {tmp}")

@@ -17,6 +17,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
+from perdure.protocol import InvocationId
 from tests.chaos.proxy import BlackholeProxy
 from tests.support.perdure_server import REPO, PerdureServer
 from tests.support.processes import Child, free_port, wait_tcp
@@ -62,6 +65,22 @@ class Deployment:
         os.killpg(self.child.proc.pid, signum)
 
 
+async def every_partition_answers(ingress: str, partitions: int = 16) -> None:
+    """Wait until the owner of every partition answers (the output of an unknown invocation
+    of each partition: 404 from its owner, a 5xx while the owner is away)."""
+    async with httpx.AsyncClient(base_url=ingress, timeout=10.0) as http:
+        for p in range(partitions):
+            probe = InvocationId((p << 64) // partitions, 1)
+            while True:
+                try:
+                    resp = await http.get(f"/restate/invocation/{probe}/output")
+                    if resp.status_code == 404:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+
+
 @dataclass
 class Cluster:
     server: PerdureServer
@@ -83,6 +102,22 @@ class Cluster:
         await asyncio.to_thread(self.server.kill)
         began = time.monotonic()
         await asyncio.to_thread(self.server.restart)
+        return time.monotonic() - began
+
+    async def kill_worker(self, rng_pick: int) -> float:
+        """SIGKILL one worker of ``--workers N`` (the supervisor restarts it); returns the time
+        until its replacement answers."""
+        pids = self.server.worker_pids()
+        assert pids, "kill_worker needs a server started with --workers N"
+        victim = pids[rng_pick % len(pids)]
+        os.kill(victim, signal.SIGKILL)
+        began = time.monotonic()
+        while True:
+            now = self.server.worker_pids()
+            if victim not in now and len(now) == len(pids):
+                break
+            await asyncio.sleep(0.05)
+        await every_partition_answers(self.ingress)
         return time.monotonic() - began
 
     async def kill_deployment(self) -> float:

@@ -24,7 +24,7 @@ from tests.chaos.checks import Verdict, verify
 from tests.chaos.cluster import Cluster, cluster
 from tests.chaos.workload import Workload
 
-FAULTS = ("server", "deployment", "both", "blackhole", "goaway", "hang")
+FAULTS = ("server", "deployment", "both", "blackhole", "goaway", "hang", "worker")
 WINDOW_GRACE = 1.0
 
 
@@ -144,6 +144,8 @@ async def _fault(c: Cluster, cfg: Config, kind: str) -> tuple[Cycle, tuple[float
         restart = await c.kill_server()
     elif kind == "deployment":
         restart = await c.kill_deployment()
+    elif kind == "worker":
+        restart = await c.kill_worker(int(began * 1000))
     elif kind == "both":
         restart = await c.kill_both()
     elif kind == "blackhole":
@@ -163,7 +165,7 @@ async def _fault(c: Cluster, cfg: Config, kind: str) -> tuple[Cycle, tuple[float
     # after a GOAWAY period: how long the probe itself took; otherwise: since the fault (its end)
     first_good = good if good is None or kind == "goaway" else done - began
     window = None
-    if kind in {"server", "both"}:
+    if kind in {"server", "both", "worker"}:
         window = (began_wall, time.time() + WINDOW_GRACE)
     return Cycle(kind, restart, first_good), window
 

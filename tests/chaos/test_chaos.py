@@ -28,3 +28,19 @@ def test_ten_fault_cycles_lose_duplicate_and_strand_nothing(tmp_path: Path) -> N
     assert outcome.verdict.invocations > 50, summary  # the workload really ran
     assert outcome.silenced_connections >= 1, summary  # the black hole swallowed a connection
     assert outcome.ok, f"{summary}\n(rerun with PERDURE_CHAOS_SEED={seed}; logs in {tmp_path})"
+
+
+@pytest.mark.timeout(900)
+def test_worker_kills_under_two_workers_lose_duplicate_and_strand_nothing(tmp_path: Path) -> None:
+    """``perdure server --workers 2``: 4 SIGKILLs of one worker (the supervisor restarts it), one
+    of the whole server and one of the deployment, under the same workload and checks (about a
+    minute)."""
+    seed = int(os.environ.get("PERDURE_CHAOS_SEED", random.randrange(1 << 30)))
+    cfg = Config(tmp_path, {"worker": 4, "server": 1, "deployment": 1}, seed=seed)
+    cfg.server_args = (*cfg.server_args, "--workers", "2")
+    outcome = asyncio.run(run(cfg))
+    summary = outcome.summary()
+    print(summary)
+    assert len(outcome.cycles) == 6, summary
+    assert outcome.verdict.invocations > 50, summary
+    assert outcome.ok, f"{summary}\n(rerun with PERDURE_CHAOS_SEED={seed}; logs in {tmp_path})"

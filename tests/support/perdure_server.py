@@ -100,6 +100,15 @@ class PerdureServer:
         rows: list[dict[str, Any]] = resp.json()["invocations"]
         return rows
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes of ``--workers N`` (the supervisor's children), oldest first."""
+        pid = self.child.proc.pid
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError:
+            return []
+        return sorted(int(p) for p in text.split())
+
     def log_tail(self) -> str:
         return self.child.log_tail(80)
 

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     if args.command == "decode":
         return _decode(Path(args.file), out)
     if args.command == "server":
-        return _server(args)
+        return _server(args, list(argv) if argv is not None else sys.argv[1:])
     if args.command == "dev":
         return dev.run(args)
     if args.command in MANAGEMENT:
@@ -86,13 +86,27 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("file", help="a file of framed messages, or a golden fixture JSON file")
     server = sub.add_parser("server", help="run the perdure server (ingress, admin, engine)")
     add_server_flags(server)
+    server.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="worker processes (1): N > 1 runs N workers sharing the ports, each owning a share "
+        "of the partitions and its own store in the data dir (fixed when the data dir is created)",
+    )
     dev.add_parser(sub)
     for group in MANAGEMENT.values():
         group.add_parser(sub)
     return parser
 
 
-def _server(args: argparse.Namespace) -> int:
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 256, got {text!r}")
+    return int(text)
+
+
+def _server(args: argparse.Namespace, argv: list[str]) -> int:
     try:  # lazily: the server's modules are heavier than the other commands need
         from perdure.server import ServerConfig, serve  # noqa: PLC0415
     except ImportError as exc:  # a broken install
@@ -121,15 +135,27 @@ def _server(args: argparse.Namespace) -> int:
         ui=args.ui,
         protection=guards,
         partitions=partitions,
+        workers=args.workers,
     )
     from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
+    from perdure.server.routing.layout import LayoutError, claim  # noqa: PLC0415
+    from perdure.server.routing.supervisor import Supervisor  # noqa: PLC0415
+    from perdure.server.routing.worker import WorkerSpec, die_with_supervisor  # noqa: PLC0415
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
     from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
 
+    worker = WorkerSpec.from_env() if config.workers > 1 else None
     try:
-        asyncio.run(serve(config))
-    except (SchemaError, StoreInUse, StoreUnavailable, PartitionCountMismatch) as exc:
+        if worker is not None:
+            die_with_supervisor(worker)
+            asyncio.run(serve(config, worker=worker))
+        elif config.workers > 1:
+            return asyncio.run(Supervisor(config, config.workers, argv).run())
+        else:
+            claim(config.data_dir, 1)
+            asyncio.run(serve(config))
+    except (SchemaError, StoreInUse, StoreUnavailable, PartitionCountMismatch, LayoutError) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -13,10 +13,11 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perdure.http_server import serve_asgi
 from perdure.protocol.identity import SigningKey
@@ -26,6 +27,9 @@ from perdure.server.runtime import Runtime
 from perdure.server.storage.postgres.url import redact
 from perdure.server.storage.private import private_dir
 from perdure.server.ui import with_ui
+
+if TYPE_CHECKING:
+    from perdure.server.routing.worker import WorkerSpec
 
 log = logging.getLogger("perdure.server")
 DB_FILE = "perdure.sqlite3"
@@ -72,14 +76,21 @@ class ServerConfig:
     partitions: int | None = None
     """The partition count of a new store (None: 16); an existing store keeps its own, and a
     different count is refused at startup (``PartitionCountMismatch``)."""
+    workers: int = 1
+    """Worker processes (``--workers``): 1 runs everything in this process; N > 1 runs a
+    supervisor and N workers, worker i owning the partitions p % N == i (see
+    ``perdure.server.routing``)."""
 
 
-async def serve_http(app: Any, bind: str, name: str, stop: asyncio.Event) -> None:
-    """Serve one ASGI app on ``bind`` (HOST:PORT) until ``stop`` is set."""
+async def serve_http(
+    app: Any, bind: str, name: str, stop: asyncio.Event, sock: socket.socket | None = None
+) -> None:
+    """Serve one ASGI app on ``bind`` (HOST:PORT), or on the listening socket ``sock`` bound
+    to it, until ``stop`` is set."""
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"bad {name} address {bind!r}, expected HOST:PORT")
-    await serve_asgi(app, host.strip("[]"), int(port), stop, grace_period=2.0)
+    await serve_asgi(app, host.strip("[]"), int(port), stop, grace_period=2.0, sock=sock)
 
 
 def listeners(
@@ -98,6 +109,20 @@ def listeners(
     ]
 
 
+def _own_listeners(
+    runtime: Runtime, worker: WorkerSpec, protection: Protection, *, ui: bool
+) -> list[tuple[Any, str, str, str]]:
+    """A worker's own ingress and admin listeners (loopback, where its peers reach it):
+    ``(app, bind, name, fd name)``."""
+    me = worker.peers[worker.index]
+    ingress_bind = me.ingress_url.removeprefix("http://")
+    admin_bind = me.admin_url.removeprefix("http://")
+    return [
+        (app, bind, name, f"own_{name}")
+        for app, bind, name in listeners(runtime, ingress_bind, admin_bind, protection, ui=ui)
+    ]
+
+
 def open_runtime(
     data_dir: Path,
     *,
@@ -107,9 +132,11 @@ def open_runtime(
     identity: SigningKey | None = None,
     store: str | None = None,
     partitions: int | None = None,
+    owned: Iterable[int] | None = None,
 ) -> Runtime:
     """The Runtime on the store in ``data_dir`` (created 0700 if missing), or on PostgreSQL at
-    ``store`` with its working copy in ``data_dir``, as server and dev run it."""
+    ``store`` with its working copy in ``data_dir``, as server and dev run it. ``owned``: the
+    partitions it runs (None: all)."""
     private_dir(data_dir)
     defaults = Defaults()
     if inactivity_timeout is not None:
@@ -125,6 +152,7 @@ def open_runtime(
         synchronous=synchronous,
         identity=identity,
         partitions=partitions,
+        owned=owned,
     )
 
 
@@ -142,30 +170,53 @@ async def shutdown(
     await runtime.stop(0)
 
 
-async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or SIGTERM/SIGINT arrive when ``stop`` is not given)."""
+async def serve(
+    config: ServerConfig, stop: asyncio.Event | None = None, *, worker: WorkerSpec | None = None
+) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT arrive when ``stop`` is not given).
+    ``worker``: run as one worker of ``--workers N`` (started by the supervisor)."""
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     runtime = open_runtime(
-        config.data_dir,
+        config.data_dir if worker is None else worker.data_dir(config.data_dir),
         inactivity_timeout=config.inactivity_timeout,
         ingress_url=f"http://{config.ingress_bind}",
         synchronous=config.synchronous,
         identity=config.protection.identity_key,
         store=config.store,
-        partitions=config.partitions,
+        partitions=config.partitions if worker is None else worker.partition_count,
+        owned=None if worker is None else worker.owned,
     )
     stop_accepting = asyncio.Event()
-    servers = [
-        loop.create_task(serve_http(app, bind, name, stop_accepting))
-        for app, bind, name in listeners(
-            runtime, config.ingress_bind, config.admin_bind, config.protection, ui=config.ui
-        )
-    ]
-    runtime.start()
+    apps = listeners(
+        runtime, config.ingress_bind, config.admin_bind, config.protection, ui=config.ui
+    )
+    routing = None
+    if worker is None:
+        servers = [
+            loop.create_task(serve_http(app, bind, name, stop_accepting))
+            for app, bind, name in apps
+        ]
+        runtime.start()
+    else:
+        from perdure.server.routing.worker import WorkerRouting  # noqa: PLC0415
+
+        stores = worker.store_paths(config.data_dir, DB_FILE)
+        routing = WorkerRouting.wire(runtime, worker, stores, config.protection.admin_token)
+        runtime.start()
+        await routing.start()  # the registry as worker 0 has it, before serving
+        servers = [
+            loop.create_task(serve_http(app, bind, name, stop_accepting, worker.socket(name)))
+            for app, bind, name in apps
+        ]
+        own = _own_listeners(runtime, worker, config.protection, ui=config.ui)
+        servers += [
+            loop.create_task(serve_http(app, bind, name, stop_accepting, worker.socket(fd)))
+            for app, bind, name, fd in own
+        ]
     if config.protection.identity_key is not None:
         log.info("signing requests to deployments; their identity_keys must include %s",
                  config.protection.identity_key.kid)  # fmt: skip
@@ -187,5 +238,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
             log.error("an HTTP server failed: %s", task.exception())
     log.info("stopping: no new requests; letting running attempts reach a safe point")
     await shutdown(runtime, servers, stop_accepting, config.shutdown_timeout)
+    if routing is not None:
+        await routing.stop()
     stopped.cancel()
     log.info("stopped")

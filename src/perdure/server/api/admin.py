@@ -46,6 +46,7 @@ from perdure.server.records import DeploymentRecord, Invocation, Status
 if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
     from perdure.server.invoker.invoker import Invoker
+    from perdure.server.routing.admin import AdminRouting
 
 log = logging.getLogger("perdure.server.admin")
 
@@ -68,6 +69,9 @@ class Admin:
         self.engine = engine
         self.invoker = invoker
         self.ingress_url = ingress_url
+        self.routing: AdminRouting | None = None
+        """Set when partitions are spread over processes: per-invocation actions go to the
+        owner, listings cover every process, registry changes reach them all."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -80,6 +84,8 @@ class Admin:
             response = await self.handle(request)
         except BodyTooLarge:
             response = error(413, "the request body is too large")
+        except ConnectionAbortedError:
+            raise  # a forwarded request whose owner died: the client sees a broken connection
         except Exception as exc:
             # The last resort, as in the ingress: a logged 500 with a JSON body, no traceback.
             log.exception("admin request %s %s failed", scope["method"], scope["path"])
@@ -92,6 +98,12 @@ class Admin:
             parts = parts[1:]
         elif parts and parts[0] == "v1":
             return error(400, "the admin API v1 is not supported")
+        if self.routing is not None:
+            return await self.routing.handle(parts, request, lambda: self._local(parts, request))
+        return await self._local(parts, request)
+
+    async def _local(self, parts: list[str], request: Request) -> Response:
+        """``request`` answered from this process's engine alone."""
         method = request.method
         match parts:
             case ["health"] if method == "GET":

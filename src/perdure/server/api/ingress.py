@@ -9,10 +9,17 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from perdure.protocol import AwakeableId, HandlerManifest, InvalidIdError, InvocationId
+from perdure.protocol import (
+    AwakeableId,
+    HandlerManifest,
+    InvalidIdError,
+    InvocationId,
+    partition_key_of,
+)
 from perdure.server.api.durations import DurationError, parse_duration
 from perdure.server.api.http import (
     BodyTooLarge,
@@ -45,7 +52,8 @@ if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
 
 log = logging.getLogger("perdure.server.ingress")
-_DROPPED_HEADERS = {"connection", "host", "idempotency-key", "idempotency-expires"}
+_DROPPED_HEADERS = {"connection", "host", "idempotency-key", "idempotency-expires",
+                    "x-perdure-forwarded"}  # fmt: skip
 
 
 def error(status: int, message: str, *, source: str = "ingress",
@@ -128,9 +136,16 @@ def input_error(handler: HandlerManifest, content_type: str | None, body: bytes)
     return f"expected content-type {spec.content_type or '*/*'!r}"
 
 
+RouteHook = Callable[[int, Request], Awaitable[Response | None]]
+"""Given a request's partition key: the owner's answer when another process owns it, None to
+handle it here (see ``perdure.server.routing``)."""
+
+
 class Ingress:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, route: RouteHook | None = None) -> None:
         self.engine = engine
+        self.route = route
+        """Set when partitions are spread over processes: requests go to their owner."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -145,6 +160,8 @@ class Ingress:
             return
         try:
             response = await self.handle(request)
+        except ConnectionAbortedError:
+            raise  # a forwarded request whose owner died: the client sees a broken connection
         except Exception as exc:
             # The last resort: no input should get here (each is answered 4xx before), and the
             # client sees what kind of failure it was, never a traceback.
@@ -179,7 +196,7 @@ class Ingress:
         if head == "invocation" and len(rest) >= 3 and rest[-1] in ("attach", "output"):
             if request.method != "GET":
                 return error(405, "method not allowed")
-            return await self._invocation_path(rest[1:-1], rest[-1])
+            return await self._invocation_path(request, rest[1:-1], rest[-1])
         if head == "workflow" and len(rest) in (3, 4) and rest[-1] in ("attach", "output"):
             if request.method != "GET":
                 return error(405, "method not allowed")
@@ -188,7 +205,7 @@ class Ingress:
             key = _decode(rest[2])
             if key is None:
                 return error(400, "bad path, cannot decode key: invalid UTF-8")
-            return await self._located(ByWorkflow(rest[1], key), rest[3])
+            return await self._located(request, ByWorkflow(rest[1], key), rest[3])
         if head in ("attach", "output", "lookup"):
             return await self._by_target(request, head, rest[1:])
         if head in ("call", "send") and len(rest) >= 3:
@@ -274,6 +291,10 @@ class Ingress:
                 "cannot use the delay query parameter with calls. The delay is supported only "
                 "with sends.",
             )
+        if self.route is not None:
+            pk = _partition_key(service, handler, key, idempotency_key)
+            if pk is not None and (forwarded := await self.route(pk, request)) is not None:
+                return forwarded
         path_and_query = request.raw_path + (
             f"?{request.query_string}" if request.query_string else ""
         )
@@ -328,16 +349,17 @@ class Ingress:
             return error(exc.status, exc.message)
         if what == "lookup":
             return Response.json(200, {"invocationId": str(invocation_id_of(target))})
-        return await self._located(target, what)
+        return await self._located(request, target, what)
 
-    async def _invocation_path(self, parts: list[str], mode: str) -> Response:
+    async def _invocation_path(self, request: Request, parts: list[str], mode: str) -> Response:
         """``/restate/invocation/{id}`` or ``/{service}[/{key}]/{handler}/{idempotency key}``.
 
         The object key is percent-decoded, the idempotency key is not (as the official server).
         """
         if len(parts) == 1:
             try:
-                return await self._located(ByInvocationId(parse_invocation_id(parts[0])), mode)
+                target = ByInvocationId(parse_invocation_id(parts[0]))
+                return await self._located(request, target, mode)
             except TargetError as exc:
                 return error(exc.status, exc.message)
         service = self.engine.registry.service(parts[0])
@@ -349,11 +371,13 @@ class Ingress:
         if len(parts) > wanted:
             return error(404, "not found")
         if wanted == 3:
-            return await self._located(ByIdempotencyKey(parts[0], parts[1], parts[2]), mode)
+            by_key = ByIdempotencyKey(parts[0], parts[1], parts[2])
+            return await self._located(request, by_key, mode)
         key = _decode(parts[1])
         if key is None:
             return error(400, "bad path, cannot decode key: invalid UTF-8")
-        return await self._located(ByIdempotencyKey(parts[0], parts[2], parts[3], key=key), mode)
+        by_key = ByIdempotencyKey(parts[0], parts[2], parts[3], key=key)
+        return await self._located(request, by_key, mode)
 
     def _handler_for(self, target: LookupTarget, inv_service: str | None,
                      inv_handler: str | None) -> HandlerManifest | None:  # fmt: skip
@@ -378,7 +402,7 @@ class Ingress:
             (h for h in service.manifest.handlers if service.handler_type(h) == "WORKFLOW"), None
         )
 
-    async def _located(self, target: LookupTarget, mode: str) -> Response:
+    async def _located(self, request: Request, target: LookupTarget, mode: str) -> Response:
         """Attach to (wait for) or read the output of the target's invocation.
 
         Output answers 404 for an unknown invocation and 470 while it runs; attach answers 404
@@ -388,6 +412,10 @@ class Ingress:
         """
         engine = self.engine
         invocation_id = invocation_id_of(target)
+        if self.route is not None:
+            forwarded = await self.route(invocation_id.partition_key, request)
+            if forwarded is not None:
+                return forwarded
         await engine.durable()
         inv = engine.invocation(invocation_id)
         if inv is None:
@@ -417,6 +445,10 @@ class Ingress:
             return error(400, f"bad awakeable id {text!r}: {exc}")
         if awakeable.legacy:
             return error(400, f"bad awakeable id {text!r}: prom_1 ids are not supported")
+        if self.route is not None:
+            forwarded = await self.route(awakeable.invocation_id.partition_key, request)
+            if forwarded is not None:
+                return forwarded
         if action == "resolve":
             result = Result(value=request.body)
         else:
@@ -428,6 +460,20 @@ class Ingress:
         )
         await self.engine.durable()
         return Response(202)
+
+
+def _partition_key(
+    service: Service, handler: HandlerManifest, key: str, idempotency_key: str | None
+) -> int | None:
+    """The partition key of the invocation a call or send creates (its id's), or None for a
+    plain call of a service: its id is new, so any partition will do (the engine picks one it
+    owns)."""
+    if service.ty != "SERVICE":
+        return partition_key_of(key)  # objects and workflows, with or without idempotency key
+    if idempotency_key is not None:
+        inv = InvocationId.for_idempotent_request(service.name, handler.name, idempotency_key)
+        return inv.partition_key
+    return None
 
 
 def _service_not_found(name: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from perdure.server.api.http import Request, Response
@@ -35,7 +35,13 @@ def _wants_json(accept: str | None) -> bool:
     return bool(kinds & {"application/json", "application/*", "*/*"})
 
 
-async def query(request: Request, engine: Engine, live: Iterable[str]) -> Response:
+Runner = Callable[[str, tuple[str, ...], float], list[dict[str, Any]]]
+"""Runs (sql, live, timeout) in a worker thread; the engine's ``query`` unless given."""
+
+
+async def query(
+    request: Request, engine: Engine, live: Iterable[str], *, run: Runner | None = None
+) -> Response:
     if not _wants_json(request.header("accept")):
         return _message(
             406,
@@ -49,10 +55,11 @@ async def query(request: Request, engine: Engine, live: Iterable[str]) -> Respon
     sql = body.get("query") if isinstance(body, dict) else None
     if not isinstance(sql, str):
         return _message(400, 'the body must be JSON {"query": "<SQL>"}: missing field `query`')
+    if run is None:
+        run = lambda q, alive, timeout: engine.query(q, live=alive, timeout=timeout)  # noqa: E731
+    runner = run
     try:
-        rows = await asyncio.to_thread(
-            lambda: engine.query(sql, live=tuple(live), timeout=QUERY_TIMEOUT)
-        )
+        rows = await asyncio.to_thread(runner, sql, tuple(live), QUERY_TIMEOUT)
     except QueryError as exc:
         return _message(400, f"invalid query: {exc}")
     await engine.durable()

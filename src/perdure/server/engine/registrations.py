@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from perdure.protocol import Manifest
-from perdure.server.records import DeploymentRecord
+from perdure.server.records import DeploymentRecord, ServiceRecord
 from perdure.server.registry import Service
 
 if TYPE_CHECKING:
@@ -31,3 +31,23 @@ def set_overrides(core: Core, name: str, overrides: dict[str, Any]) -> Service:
     service = core.registry.set_overrides(name, overrides)
     core.store.put_service(service.record)
     return service
+
+
+def replace_all(
+    core: Core, deployments: list[DeploymentRecord], services: list[ServiceRecord]
+) -> None:
+    """Make the registry exactly these records (another worker's registry, copied: see
+    ``perdure.server.routing.registry_sync``)."""
+    keep_deployments = {d.id for d in deployments}
+    keep_services = {s.name for s in services}
+    for d in core.store.list_deployments():
+        if d.id not in keep_deployments:
+            core.store.delete_deployment(d.id)
+    for s in core.store.list_services():
+        if s.name not in keep_services:
+            core.store.delete_service(s.name)
+    for d in deployments:
+        core.store.put_deployment(d)
+    for s in services:
+        core.store.put_service(s)
+    core.registry.load(deployments, services)

@@ -17,7 +17,7 @@ import datetime
 import re
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from perdure.protocol import InvalidIdError, InvocationId
@@ -227,9 +227,30 @@ def _id_pk(text: str | None) -> int | None:
     return key - (1 << 64) if key >= 1 << 63 else key  # stored as a signed 64-bit integer
 
 
-def _connect(db_path: str, live: frozenset[str]) -> sqlite3.Connection:
+# The tables that hold partitioned rows: with several workers' stores, a query reads each of them
+# as the union of every store's (deployments and services are the same in every store).
+_PARTITIONED = ("invocations", "journal", "state", "inbox", "promises")
+
+
+def _union_views(db: sqlite3.Connection, others: Sequence[str]) -> dict[str, str]:
+    """Attach the other stores read-only (``w1``, ``w2``, ...); returns what replaces
+    ``main.TABLE`` in the views: the union of every store's rows (inline, so that no object a
+    query could read directly is added)."""
+    for n, path in enumerate(others, 1):
+        db.execute(f"ATTACH DATABASE ? AS w{n}", (f"file:{path}?mode=ro",))
+    names = ["main", *(f"w{n}" for n in range(1, len(others) + 1))]
+    return {
+        f"main.{table}": "("
+        + " UNION ALL ".join(f"SELECT * FROM {name}.{table}" for name in names)
+        + ")"
+        for table in _PARTITIONED
+    }
+
+
+def _connect(db_path: str, live: frozenset[str], others: Sequence[str] = ()) -> sqlite3.Connection:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None,
                          check_same_thread=False)  # fmt: skip
+    replaced = _union_views(db, others) if others else {}
     db.create_function("perdure_ts", 1, rfc3339, deterministic=True)
     db.create_function("perdure_utf8", 1, _utf8, deterministic=True)
     db.create_function("perdure_live", 1, lambda i: i in live)
@@ -238,7 +259,10 @@ def _connect(db_path: str, live: frozenset[str]) -> sqlite3.Connection:
     db.create_function("perdure_entry_name", 2, journal.entry_name, deterministic=True)
     db.create_function("perdure_entry_json", 2, journal.entry_json, deterministic=True)
     db.create_function("perdure_entry_lite_json", 2, journal.entry_lite_json, deterministic=True)
-    for name, sql in _VIEWS.items():
+    for name, view in _VIEWS.items():
+        sql = view
+        for table, union in replaced.items():
+            sql = re.sub(rf"\b{re.escape(table)}\b", union, sql)
         db.execute(f"CREATE TEMP VIEW {name} AS {sql}")
     db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     db.set_authorizer(_authorize)
@@ -266,11 +290,18 @@ def _json_value(column: str, value: Any) -> Any:
 
 
 def run_query(
-    db_path: str, sql: str, *, live: Iterable[str] = (), timeout: float = 10.0
+    db_path: str,
+    sql: str,
+    *,
+    live: Iterable[str] = (),
+    timeout: float = 10.0,
+    others: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Run one read-only statement; rows as Restate's JSON (nulls omitted, bytes as hex)."""
+    """Run one read-only statement; rows as Restate's JSON (nulls omitted, bytes as hex).
+    ``others``: more stores (the other workers' files) whose partitioned rows the system views
+    include."""
     deadline = time.monotonic() + timeout
-    db = _connect(db_path, frozenset(live))
+    db = _connect(db_path, frozenset(live), others)
     db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
     try:
         cursor = db.execute(dialect(sql))
