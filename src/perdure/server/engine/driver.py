@@ -66,6 +66,7 @@ from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
 from perdure.server.storage import Storage
+from perdure.server.storage.hot import HotStore
 
 R = TypeVar("R")
 log = logging.getLogger("perdure.server.engine")
@@ -138,7 +139,9 @@ class Engine:
         owned: Iterable[int] | None = None,
         transport: Transport | None = None,
     ) -> None:
-        self._store = store
+        # hot data in memory, written through to the store (storage/hot.py)
+        self._store = store if isinstance(store, HotStore) else HotStore(store)
+        store = self._store
         self.registry = registry
         registry.load(store.list_deployments(), store.list_services())
         self.clock = clock or SystemClock()
@@ -404,6 +407,7 @@ class Engine:
             raise ValueError(f"partitions must be in 0..{self.partitions.count - 1}")
         if not new:
             return
+        self._store.reload()  # their rows are new to the in-memory layer
         self.core.set_owned(self.core.owned | new)
         self.run(lambda core: core.recover(new))
         self._deliveries.resend(sorted(new))

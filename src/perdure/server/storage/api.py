@@ -120,7 +120,10 @@ class Timers(Protocol):
         invocation_id: InvocationId,
         kind: TimerKind,
         completion_id: int | None = None,
-    ) -> None: ...
+    ) -> Timer:
+        """Store a timer; returns it (with the sequence number that identifies it)."""
+        ...
+
     def due_timers(self, now: int, limit: int = 1000) -> list[Timer]: ...
     def next_timer_at(self, kinds: Iterable[TimerKind] | None = None) -> int | None: ...
     def delete_timer(self, timer: Timer) -> None: ...
@@ -204,6 +207,23 @@ class Introspection(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+class HotSource(Protocol):
+    """Whole-table reads that the in-memory layer (storage/hot.py) loads on start. These tables
+    hold rows of live invocations only, so they stay small."""
+
+    def all_locks(self) -> list[tuple[str, str, str]]:
+        """(service, key, holder id) of every held lock."""
+        ...
+
+    def inbox_sizes(self) -> list[tuple[str, str, int]]:
+        """(service, key, entries) of every non-empty inbox."""
+        ...
+
+    def all_sinks(self) -> list[tuple[InvocationId, Sink]]:
+        """Every (invocation, sink) waiting for a result."""
+        ...
+
+
 class Storage(
     Batches,
     Invocations,
@@ -215,6 +235,7 @@ class Storage(
     Deployments,
     Messages,
     Introspection,
+    HotSource,
     Protocol,
 ):
     """Everything the engine stores."""

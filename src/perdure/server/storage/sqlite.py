@@ -58,6 +58,11 @@ def key_pk(service_key: str) -> int:
 log = logging.getLogger("perdure.server.storage")
 CHECKPOINT_INTERVAL = 1.0
 """Seconds between two checkpoints of the WAL into the database (by ``sync``)."""
+WAL_LIMIT = 32 << 20
+"""Bytes past which ``sync`` truncates the WAL. Under steady writes a PASSIVE checkpoint rarely
+catches up with the engine's commits, so SQLite never rewinds the WAL and it grows without bound;
+a TRUNCATE checkpoint waits for the open batch and holds writes for its duration (milliseconds:
+PASSIVE checkpoints already copied nearly every frame)."""
 
 _INVOCATION_COLUMNS = (
     "pk, id, service, handler, key, service_ty, handler_ty, status, idempotency_key, "
@@ -197,6 +202,8 @@ class Store:
             self._checkpointer.execute("PRAGMA synchronous=NORMAL")
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self._checkpointed_at = time.monotonic()
+        if self._wal_fd is not None and os.fstat(self._wal_fd).st_size > WAL_LIMIT:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
         self.rollback()
@@ -459,7 +466,7 @@ class Store:
         invocation_id: InvocationId,
         kind: TimerKind,
         completion_id: int | None = None,
-    ) -> None:
+    ) -> Timer:
         self._timer_seq = max(self._timer_seq, self._seq_floor[0]) + 1
         row = (sql_pk(invocation_id.partition_key), self._timer_seq, fire_at, str(invocation_id),
                kind.value, completion_id)  # fmt: skip
@@ -470,6 +477,7 @@ class Store:
         )
         if self.oplog is not None:
             self.oplog.put("timers", row, fresh=True)
+        return Timer(row[0], self._timer_seq, fire_at, invocation_id, kind, completion_id)
 
     def due_timers(self, now: int, limit: int = 1000) -> list[Timer]:
         rows = self.db.execute(
@@ -604,6 +612,24 @@ class Store:
         args = (key_pk(key), service, key)
         self._delete("promises", "pk = ? AND service = ? AND key = ?", args)
         self._delete("promise_listeners", "pk = ? AND service = ? AND key = ?", args)
+
+    # -- whole tables of live data, for the in-memory layer (storage/hot.py) ----------------------
+
+    def all_locks(self) -> list[tuple[str, str, str]]:
+        rows = self.db.execute("SELECT service, key, id FROM locks").fetchall()
+        return [(str(s), str(k), str(i)) for s, k, i in rows]
+
+    def inbox_sizes(self) -> list[tuple[str, str, int]]:
+        rows = self.db.execute("SELECT service, key, COUNT(*) FROM inbox GROUP BY pk, service, key")
+        return [(str(s), str(k), int(n)) for s, k, n in rows.fetchall()]
+
+    def all_sinks(self) -> list[tuple[InvocationId, Sink]]:
+        rows = self.db.execute(
+            "SELECT id, caller, completion_id, notification_type FROM sinks"
+        ).fetchall()
+        return [
+            (InvocationId.parse(i), Sink(InvocationId.parse(c), cid, t)) for i, c, cid, t in rows
+        ]
 
     # -- partitions and the messages between them ----------------------------------------------
 
