@@ -14,8 +14,8 @@ import pytest
 
 from perdure.server.cluster.balance import plan, shares
 from perdure.server.cluster.fencing import LeaseFence
-from perdure.server.cluster.leases import ClusterError, LeaseTable, NodeAddress
 from perdure.server.storage.postgres import FENCED_SQLSTATE
+from perdure.server.storage.postgres.leases import ClusterError, LeaseTable, NodeAddress
 
 P = 8
 

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from perdure.server.cluster.leases import ClusterView
+from perdure.server.storage.postgres.leases import ClusterView
 
 ORPHAN_GRACE = 2.0
 """Seconds a lease may stay free or expired before any node takes it, share or not."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import psycopg
 
 from perdure.server.cluster.balance import plan
-from perdure.server.cluster.leases import ClusterView, LeaseTable
+from perdure.server.storage.postgres.leases import ClusterView, LeaseTable
 
 log = logging.getLogger("perdure.server.cluster")
 

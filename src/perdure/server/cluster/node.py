@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from perdure.server.cluster.fencing import LeaseFence
 from perdure.server.cluster.gate import LeaseClock, LeaseGate
 from perdure.server.cluster.keeper import LeaseKeeper, Timing
-from perdure.server.cluster.leases import ClusterView, LeaseTable, NodeAddress
+from perdure.server.storage.postgres.leases import ClusterView, LeaseTable, NodeAddress
 
 if TYPE_CHECKING:
     from perdure.server.engine.driver import AttemptRunner

@@ -16,13 +16,13 @@ from typing import Any
 
 from perdure.server.cluster.fencing import LeaseFence
 from perdure.server.cluster.keeper import Timing
-from perdure.server.cluster.leases import ClusterError, NodeAddress
 from perdure.server.cluster.node import ClusterNode
 from perdure.server.cluster.router import ClusterForwarder, LeaseRouter
 from perdure.server.routing.admin import AdminRouting
 from perdure.server.routing.registry_sync import RegistrySync
 from perdure.server.routing.router import Peer
 from perdure.server.routing.transport import HttpTransport, receive
+from perdure.server.storage.postgres.leases import ClusterError, NodeAddress
 
 log = logging.getLogger("perdure.server.cluster")
 NODE_NAME_ENV = "PERDURE_NODE_NAME"

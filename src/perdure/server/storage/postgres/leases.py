@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from perdure.server.cluster.schema import STATEMENTS
+from perdure.server.storage.postgres.cluster_schema import STATEMENTS
 
 LOCK_TIMEOUT = "1s"
 FORGET_DEAD_AFTER = "10 minutes"
