@@ -124,6 +124,35 @@ def test_a_claim_waits_for_a_commit_holding_the_lease(pg_dsn: str) -> None:
     assert claimed == {5: 2}
 
 
+def test_a_commit_stuck_holding_a_lease_is_ended_so_the_lease_can_move(pg_dsn: str) -> None:
+    """A node frozen mid-commit keeps its share lock: the blocked claimer ends that transaction
+    (its lease lapsed anyway), then wins; the stuck commit wrote nothing."""
+    a, b = table(pg_dsn, "a", ttl=0.3), table(pg_dsn, "b", ttl=0.3)
+    fence = LeaseFence("a")
+    for p, epoch in a.claim([6]).items():
+        fence.grant(p, epoch)
+    with psycopg.connect(pg_dsn, autocommit=True) as setup:
+        setup.execute("CREATE TABLE stuck_rows (p INTEGER)")
+    stuck = psycopg.connect(pg_dsn)
+    try:
+        fence.check(stuck, frozenset({6}))  # the commit took its share lock, then froze
+        stuck.execute("INSERT INTO stuck_rows VALUES (6)")
+        time.sleep(0.6)  # a's lease lapses; a keeper's own connections are never ended
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            b.claim([6])
+        b.db.rollback()
+        assert a.end_stuck_writers(60.0) == []  # nothing that old
+        ended = b.end_stuck_writers(0.5)
+        assert ended == [stuck.info.backend_pid]
+        assert b.claim([6]) == {6: 2}
+        with pytest.raises(psycopg.OperationalError):
+            stuck.execute("COMMIT")
+    finally:
+        stuck.close()
+    with psycopg.connect(pg_dsn) as db:
+        assert db.execute("SELECT count(*) FROM stuck_rows").fetchone() == (0,)
+
+
 def test_a_store_of_another_partition_count_is_refused(pg_dsn: str) -> None:
     table(pg_dsn, "a")
     other = LeaseTable(pg_dsn, NodeAddress("b", "http://b:8080", "http://b:9070"), 5.0)

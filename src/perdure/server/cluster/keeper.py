@@ -31,6 +31,8 @@ from perdure.server.cluster.balance import plan
 from perdure.server.storage.postgres.leases import ClusterView, LeaseTable
 
 log = logging.getLogger("perdure.server.cluster")
+STUCK_AFTER = 3.0
+"""Seconds a store transaction may hold lease rows before a blocked keeper ends it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +94,20 @@ class LeaseKeeper:
                 log.warning("lease tick failed (retrying): %s", exc)
                 with contextlib.suppress(psycopg.Error):
                     self.table.db.rollback()
+                if isinstance(exc, psycopg.errors.LockNotAvailable):
+                    with contextlib.suppress(psycopg.Error):
+                        self._end_stuck_writers()
             except Exception:
                 log.exception("lease tick failed (retrying)")
             self._stop.wait(self.timing.interval)
+
+    def _end_stuck_writers(self) -> None:
+        """A lease row stayed locked past the lock timeout: a commit of some node holds it in
+        a transaction that does not end (that node frozen or cut off mid-commit). Its lease
+        lapses anyway, so end that transaction, or the lease could never change hands."""
+        for pid in self.table.end_stuck_writers(STUCK_AFTER):
+            log.warning("ended a store transaction stuck for over %ss holding lease rows "
+                        "(backend %s)", STUCK_AFTER, pid)  # fmt: skip
 
     def tick(self) -> None:
         began = time.monotonic()

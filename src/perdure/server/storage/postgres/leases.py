@@ -206,6 +206,23 @@ class LeaseTable:
                     won[p] = int(row[0])
         return won
 
+    def end_stuck_writers(self, older_than: float) -> list[int]:
+        """End every writing transaction of a store (not a lease keeper's: those bound their
+        own) open for more than ``older_than`` seconds; returns their backends' pids. A store
+        commit lasts milliseconds, and read-only work (loads, ``/query``) has no xid."""
+        with self.db.transaction():
+            rows = self.db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL "
+                "AND application_name NOT LIKE 'perdure %%' "
+                "AND xact_start < now() - make_interval(secs => %s)",
+                (older_than,),
+            ).fetchall()
+            pids = [int(r[0]) for r in rows]
+            for pid in pids:
+                self.db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return pids
+
     def release(self, held: Mapping[int, int]) -> None:
         """Give leases back (free at once: the next claimer needs no TTL wait)."""
         if not held:
