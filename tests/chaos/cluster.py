@@ -170,7 +170,9 @@ async def cluster(tmp: Path, server_args: tuple[str, ...] = ()) -> AsyncIterator
     await proxy.start()
     await asyncio.to_thread(deployment.start)
     try:
-        with PerdureServer.start(tmp, args=server_args) as server:
+        # Workers share one machine's SQLite files (--store with --workers is refused).
+        store = "sqlite" if "--workers" in server_args else None
+        with PerdureServer.start(tmp, args=server_args, store=store) as server:
             c = Cluster(server, deployment, proxy)
             await asyncio.to_thread(server.register, f"http://127.0.0.1:{proxy.port}")
             try:

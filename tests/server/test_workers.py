@@ -79,7 +79,7 @@ def _start(tmp: Path) -> Iterator[Setup]:
     os.environ["PERDURE_EFFECTS"] = str(effects)
     try:
         with (
-            PerdureServer.start(tmp, args=["--workers", str(WORKERS)]) as server,
+            PerdureServer.start(tmp, args=["--workers", str(WORKERS)], store="sqlite") as server,
             serve_asgi(SERVICES, tmp) as url,
         ):
             server.register(url)
@@ -348,7 +348,7 @@ def _server(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_data_dir_keeps_its_worker_count(tmp_path: Path) -> None:
-    with PerdureServer.start(tmp_path, args=["--workers", "2"]) as server:
+    with PerdureServer.start(tmp_path, args=["--workers", "2"], store="sqlite") as server:
         data = server.data_dir
         server.child.stop()
         assert server.child.proc.returncode == 0  # SIGTERM stopped every worker gracefully
@@ -363,7 +363,7 @@ def test_a_data_dir_keeps_its_worker_count(tmp_path: Path) -> None:
         assert expected in done.stderr, done.stderr
     single = tmp_path / "single"
     single.mkdir()
-    with PerdureServer.start(single) as server:
+    with PerdureServer.start(single, store="sqlite") as server:
         server.child.stop()
     done = _server(single / "perdure-data", "--workers", "2")
     assert done.returncode == 1 and "created with --workers 1" in done.stderr, done.stderr
@@ -428,7 +428,7 @@ def test_service_settings_and_state_edits_reach_the_right_workers(workers: Setup
 
 
 def test_workers_die_with_their_supervisor_and_the_server_starts_again(tmp_path: Path) -> None:
-    with PerdureServer.start(tmp_path, args=["--workers", "2"]) as server:
+    with PerdureServer.start(tmp_path, args=["--workers", "2"], store="sqlite") as server:
         pids = server.worker_pids()
         assert len(pids) == 2
         os.kill(server.child.proc.pid, signal.SIGKILL)  # the supervisor alone
