@@ -34,7 +34,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -62,6 +61,7 @@ from perdure.server.engine.messages import (
     Transport,
 )
 from perdure.server.engine.requests import AttemptRejected
+from perdure.server.engine.writer import WriterThread
 from perdure.server.partitions import DEFAULT_PARTITIONS, PartitionMap
 from perdure.server.records import Invocation, Result, Status, TimerKind
 from perdure.server.registry import Registry
@@ -162,8 +162,8 @@ class Engine:
         self._flush_scheduled = False
         self._committed: list[_Batch] = []  # committed, waiting for the next sync
         self._syncing: list[_Batch] = []  # covered by the sync in flight
-        self._sync: asyncio.Future[None] | None = None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-writer")
+        self._sync_in_flight = False
+        self._writer = WriterThread(store.sync)
         self._waiters: dict[InvocationId, list[asyncio.Future[Waited]]] = {}
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
@@ -271,17 +271,15 @@ class Engine:
         self._start_sync()
 
     def _start_sync(self) -> None:
-        if self._sync is not None or not self._committed:
+        if self._sync_in_flight or not self._committed:
             return
         self._syncing, self._committed = self._committed, []
-        loop = asyncio.get_running_loop()
-        self._sync = loop.run_in_executor(self._writer, self._store.sync)
-        self._sync.add_done_callback(self._synced)
+        self._sync_in_flight = True
+        self._writer.request(asyncio.get_running_loop(), self._synced)
 
-    def _synced(self, sync: asyncio.Future[None]) -> None:
-        self._sync = None
-        failure = None if sync.cancelled() else sync.exception()
-        if sync.cancelled() or failure is not None:
+    def _synced(self, failure: BaseException | None) -> None:
+        self._sync_in_flight = False
+        if failure is not None:
             log.error("making committed batches durable failed; retrying", exc_info=failure)
             self._committed[:0] = self._syncing  # keep the order: the oldest first
             self._syncing = []
@@ -500,12 +498,12 @@ class Engine:
                 await self._timer_task
         await self._deliveries.stop()
         self._flush()
-        while self._sync is not None or self._committed:
+        while self._sync_in_flight or self._committed:
             await self.durable()
 
     def close(self) -> None:
         """Stop the writer thread and close the store (after ``stop``)."""
-        self._writer.shutdown(wait=True)
+        self._writer.stop()
         self._store.close()
 
     # -- queries (what the APIs, the harness and dev mode may read) ------------------------------
