@@ -113,6 +113,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             pk BIGINT NOT NULL, source BIGINT NOT NULL, seq BIGINT NOT NULL,
             PRIMARY KEY (pk, source))""",
     ),
+    # 5: the status index holds live invocations only
+    (
+        "DROP INDEX invocations_status",
+        "CREATE INDEX invocations_live ON invocations (status) WHERE status <> 'completed'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
