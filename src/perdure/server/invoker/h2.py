@@ -32,6 +32,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hpack
+from hpack.hpack import _to_bytes, encode_integer
+from hpack.table import HeaderTable
 
 from perdure.server.invoker.mailbox import Mailbox
 
@@ -68,12 +70,88 @@ class _DrainingClient(h2.connection.H2Connection):
         return result
 
 
+class _CountingTable(HeaderTable):
+    """The dynamic table, counting its changes (an entry added may evict others)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.changes += 1
+        super().add(name, value)
+
+
+_CACHED_FIELDS = 256
+"""At most this many encoded header fields are kept (heads repeat a few dozen)."""
+
+
 class _PlainEncoder(hpack.Encoder):
     """HPACK without Huffman coding: a few bytes more per new header value (the invocation id),
-    no bit twiddling in Python on either side (the deployment decodes what we encode)."""
+    no bit twiddling in Python on either side (the deployment decodes what we encode).
+
+    A header field's encoding depends only on the dynamic table, which stops changing once the
+    repeated fields (path, content type, authority) are in it. So each field's encoding is kept
+    and reused until the table changes; a never-indexed field (a value new on every request)
+    reuses its name's encoding. That is most of what encoding a request head costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._table = _CountingTable()
+        self.header_table = self._table
+        self._fields: dict[tuple[Any, Any], bytes] = {}
+        self._names: dict[Any, bytes] = {}
+        self._table_changes = 0
 
     def encode(self, headers: Any, huffman: bool = False) -> bytes:
-        return super().encode(headers, huffman=huffman)
+        table = self._table
+        if table.resized or isinstance(headers, dict):  # rare: emits a table size update first
+            self._forget()
+            return super().encode(headers, huffman=False)
+        if table.changes != self._table_changes:
+            self._forget()
+        fields, names = self._fields, self._names
+        block = []
+        for header in headers:
+            if isinstance(header, hpack.HeaderTuple) and not header.indexable:
+                value = _to_bytes(header[1])
+                prefix = names.get(header[0]) or self._name_prefix(header[0])
+                if prefix is None:
+                    block.append(self.add((_to_bytes(header[0]), value), True, False))
+                else:
+                    block.append(prefix + bytes(encode_integer(len(value), 7)) + value)
+                continue
+            if len(header) > 2:  # (name, value, sensitive): not from our requests
+                self._forget()
+                return super().encode(headers, huffman=False)
+            key = (header[0], header[1])
+            encoded = fields.get(key)
+            if encoded is None:
+                changes = table.changes
+                encoded = self.add((_to_bytes(key[0]), _to_bytes(key[1])),
+                                   False, False)  # fmt: skip
+                if table.changes != changes:  # added to the table: encoded otherwise from now
+                    self._forget()
+                elif len(fields) < _CACHED_FIELDS:
+                    fields[key] = encoded
+            block.append(encoded)
+        return b"".join(block)
+
+    def _name_prefix(self, name: Any) -> bytes | None:
+        """A never-indexed field's encoding up to its value's length (kept per name); None
+        when the name has no such form alone (an empty value the tables hold as a field)."""
+        encoded = self.add((_to_bytes(name), b""), True, False)
+        if encoded[-1] != 0 or encoded[0] & 0xF0 != 0x10:  # not a never-indexed literal
+            return None
+        prefix = encoded[:-1]  # the empty value is one byte: its length, 0
+        if len(self._names) < _CACHED_FIELDS:
+            self._names[name] = prefix
+        return prefix
+
+    def _forget(self) -> None:
+        self._fields.clear()
+        self._names.clear()
+        self._table_changes = self._table.changes
 
 
 # Header values new on every request (an invocation id, a signature) are sent as literals that are
@@ -201,12 +279,11 @@ class H2Connection:
 
     @property
     def has_capacity(self) -> bool:
-        limit = self._h2.remote_settings.max_concurrent_streams
-        return (
-            not self.closed
-            and not self.draining
-            and self._h2.open_outbound_streams < min(limit, 1000)
-        )
+        if self.closed or self.draining:
+            return False
+        limit = min(self._h2.remote_settings.max_concurrent_streams, 1000)
+        # h2 counts open streams by walking every stream it holds: only when it may matter
+        return len(self._h2.streams) < limit or self._h2.open_outbound_streams < limit
 
     @property
     def idle(self) -> bool:
