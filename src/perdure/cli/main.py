@@ -162,16 +162,19 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
     from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
+    from perdure.server.tuning import tune_gc  # noqa: PLC0415
 
     worker = WorkerSpec.from_env() if config.workers > 1 else None
     try:
         if worker is not None:
             die_with_supervisor(worker)
+            tune_gc()
             asyncio.run(serve(config, worker=worker))
         elif config.workers > 1:
             return asyncio.run(Supervisor(config, config.workers, argv).run())
         else:
             claim(config.data_dir, 1)
+            tune_gc()
             asyncio.run(serve(config))
     except (SchemaError, StoreInUse, LayoutError, PartitionCountMismatch, StoreUnavailable) as exc:
         print(f"perdure server: {exc}", file=sys.stderr)
