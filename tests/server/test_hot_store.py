@@ -239,6 +239,7 @@ def test_a_noop_invocation_reads_nothing_from_the_store(clock: Clock) -> None:
     inner.db.set_trace_callback(None)
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert reads == []
+    assert not [s for s in statements if "FROM timers" in s]  # memory knows it has none
     assert any(s.startswith("INSERT OR REPLACE INTO invocations") for s in statements)
     record = core.get(inv)
     assert record is not None and record.status is Status.COMPLETED  # now read from the store
@@ -263,6 +264,34 @@ def test_the_timer_index_holds_a_window_and_loads_the_next_one(clock: Clock) -> 
             fired += 1
         store.commit()
     assert fired == 50
+
+
+def test_deleting_an_invocations_timers_deletes_those_memory_does_not_hold(clock: Clock) -> None:
+    """Timers set beyond the index's window, or left out when it is refilled, are in the store
+    only: deleting an invocation's timers must reach them too."""
+    core = hot_core(clock, timer_window=4)
+    store = hot(core)
+    inner = store.inner
+    assert isinstance(inner, Store)
+    beyond, refilled, plain = (
+        core.invoke(InvokeRequest("Greeter", "greet")).invocation_id for _ in range(3)
+    )
+    for n in range(12):  # fills the window: the later ones are stored only
+        store.add_timer(clock.now + 1000 + n, beyond, TimerKind.SLEEP, n)
+    store.commit()
+    store.add_timer(clock.now + 999, refilled, TimerKind.SLEEP, 1)  # in memory, for now
+    store.add_timer(clock.now + 998, plain, TimerKind.RETRY)
+    for n in range(12):  # more than twice the window: the next commit refills the index
+        store.add_timer(clock.now + 900 + n, InvocationId.new(), TimerKind.SLEEP, n)
+    store.commit()
+    for invocation_id in (beyond, refilled, plain):
+        store.begin_event()
+        store.delete_timers_of(invocation_id)
+        store.end_event(keep=True)
+    store.commit()
+    left = {t.invocation_id for t in inner.due_timers(_FOREVER, 1 << 30)}
+    assert not left & {beyond, refilled, plain}
+    assert_memory_matches_store(store)
 
 
 class MovingStore(Store):

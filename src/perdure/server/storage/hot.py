@@ -92,6 +92,10 @@ class HotStore:
         self._heap: list[tuple[int, int, int]] = []  # (fire_at, seq, pk); stale entries skipped
         self._timers_of: dict[InvocationId, set[TimerKey]] = {}
         self._horizon: int | None = None  # memory holds every stored timer firing up to it
+        # invocations created since memory was loaded (their journal is in memory) whose stored
+        # timers memory may not all hold (one was set beyond the horizon, or the index was
+        # refilled): deleting their timers asks the store
+        self._timers_beyond: set[InvocationId] = set()
         self._reload_pending = False  # the store's rows changed under memory (partitions moved)
         self._load()
 
@@ -101,6 +105,7 @@ class HotStore:
         """(Re)build memory from the store (outside a batch: on start and partition moves)."""
         inner = self.inner
         self._live, self._live_keys, self._journals, self._state = {}, {}, {}, {}
+        self._timers_beyond = set()
         for inv in inner.invocations_with_status(*LIVE):
             self._live[inv.id] = inv
             if inv.keyed:
@@ -186,6 +191,8 @@ class HotStore:
         committed = self.inner.commit()
         if len(self._timers) > 2 * self.timer_window or len(self._heap) > 4 * self.timer_window:
             self._refill_timers()  # keep the index bounded (outside any event: no undo)
+        if len(self._timers_beyond) > self.timer_window:  # keep only the live ones
+            self._timers_beyond = {i for i in self._timers_beyond if i in self._journals}
         return committed
 
     def sync(self) -> None:
@@ -506,6 +513,9 @@ class HotStore:
     def _refill_timers(self) -> None:
         """Load the earliest ``timer_window`` timers from the store into a fresh index."""
         before = (self._timers, self._heap, self._timers_of, self._horizon)
+        # timers memory held may be left out now: their invocations' timers are the store's to
+        # list from here on (kept so on rollback too: only a store read more)
+        self._timers_beyond.update(i for i in self._timers_of if i in self._journals)
         self._timers, self._heap, self._timers_of = {}, [], {}
         loaded = self.inner.due_timers(_FOREVER, self.timer_window + 1)
         if len(loaded) <= self.timer_window:
@@ -532,6 +542,8 @@ class HotStore:
         if self._horizon is None or fire_at <= self._horizon:
             self._add_timer(timer)
             self._on_undo(lambda: self._drop_timer((timer.pk, timer.seq)))
+        else:  # stored only (kept so on rollback too: only a store read more)
+            self._timers_beyond.add(invocation_id)
         return timer
 
     def _valid(self, entry: tuple[int, int, int]) -> bool:
@@ -587,6 +599,14 @@ class HotStore:
             self._on_undo(lambda: self._add_timer(dropped))
 
     def delete_timers_of(self, invocation_id: InvocationId, kind: TimerKind | None = None) -> None:
+        if invocation_id in self._journals and invocation_id not in self._timers_beyond:
+            # memory holds every stored timer of this invocation: delete those by their keys
+            # (usually none: completing an invocation then costs no store query)
+            for tk in list(self._timers_of.get(invocation_id, ())):
+                timer = self._timers[tk]
+                if kind is None or timer.kind is kind:
+                    self.delete_timer(timer)
+            return
         self.inner.delete_timers_of(invocation_id, kind)
         self._forget_timers(invocation_id, kind)
 
