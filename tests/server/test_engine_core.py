@@ -23,7 +23,7 @@ from perdure.server.engine.effects import (
     StartAttempt,
     TimerSet,
 )
-from perdure.server.records import DeploymentRecord, Result, Status
+from perdure.server.records import DeploymentRecord, Result, Status, TimerKind
 from perdure.server.registry import Registry
 from perdure.server.storage import Store
 from tests.support.postgres import pg_url, postgres, table_rows
@@ -321,6 +321,30 @@ def test_completed_invocations_are_purged_when_retention_ends(core: Core, clock:
     core.fire_timers(record.expires_at)
     assert core.get(inv) is None
     assert core.store.read_journal(inv) == []
+
+
+def test_a_retention_end_fires_when_due_and_not_before(core: Core) -> None:
+    inv = core.invoke(InvokeRequest("Greeter", "greet", idempotency_key="x")).invocation_id
+    output(core, inv, b"")
+    record = core.get(inv)
+    assert record is not None and record.expires_at is not None
+    assert core.fire_timers(record.expires_at - 1) == 0
+    assert core.get(inv) is not None
+    assert core.fire_timers(record.expires_at) == 1
+    assert core.get(inv) is None
+
+
+def test_a_retention_end_stored_as_a_timer_row_still_purges(core: Core) -> None:
+    """Stores written before retention ends were the invocations' own expires_at keep an
+    EXPIRE timer row per completed invocation: it fires as before (once, with the index)."""
+    inv = core.invoke(InvokeRequest("Greeter", "greet", idempotency_key="x")).invocation_id
+    output(core, inv, b"")
+    record = core.get(inv)
+    assert record is not None and record.expires_at is not None
+    core.store.add_timer(record.expires_at, inv, TimerKind.EXPIRE)
+    core.fire_timers(record.expires_at)
+    assert core.get(inv) is None
+    assert core.store.due_timers(record.expires_at) == []
 
 
 def test_a_terminal_error_reaches_the_caller_with_its_metadata(core: Core) -> None:

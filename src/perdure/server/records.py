@@ -114,6 +114,16 @@ class Timer:
     kind: TimerKind
     completion_id: int | None = None
 
+    @property
+    def retention(self) -> bool:
+        """The end of a completed invocation's retention: no timer row, the invocation's own
+        ``expires_at`` (see ``Timers.due_expiries``)."""
+        return self.seq == RETENTION_SEQ
+
+
+RETENTION_SEQ = 0
+"""The ``seq`` of a retention end (stored timers count from 1)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Sink:

@@ -10,7 +10,7 @@ from perdure.protocol import InvocationId, MessageType
 from perdure.server.engine import notifications as note
 from perdure.server.engine import outbox, state_edits
 from perdure.server.engine.effects import Completed, TimerSet
-from perdure.server.records import Invocation, Result, Status, TimerKind
+from perdure.server.records import Invocation, Result, Status
 
 if TYPE_CHECKING:
     from perdure.server.engine.core import Core
@@ -50,8 +50,7 @@ def complete(core: Core, inv: Invocation, result: Result) -> None:
         release_lock(core, inv.service, inv.key)
     if retention <= 0:
         purge(core, inv)
-    else:
-        core.store.add_timer(inv.expires_at, inv.id, TimerKind.EXPIRE)
+    else:  # no timer row: the stored ``expires_at`` is the timer (Timers.due_expiries)
         core.emit(TimerSet(inv.expires_at))
 
 

@@ -527,7 +527,16 @@ class Engine:
         return self._store.get_state(service, key)
 
     def next_timer_at(self, kinds: Iterable[TimerKind] | None = None) -> int | None:
-        return self._store.next_timer_at(kinds)
+        """When the next timer fires (of ``kinds`` only, when given); a completed invocation's
+        retention end counts as an EXPIRE timer."""
+        if kinds is not None:
+            kinds = set(kinds)
+        at = self._store.next_timer_at(kinds)
+        if kinds is None or TimerKind.EXPIRE in kinds:
+            expiry = self._store.next_expiry_at()
+            if expiry is not None and (at is None or expiry < at):
+                return expiry
+        return at
 
     def deadlock(self, invocation_id: InvocationId) -> list[Invocation] | None:
         """The wait-for cycle through this invocation (see ``deadlock``), if any."""
@@ -542,7 +551,7 @@ class Engine:
 
     def _fire_one_by_one(self, now: int) -> int:
         fired = 0
-        for timer in self._store.due_timers(now):
+        for timer in [*self._store.due_timers(now), *self._store.due_expiries(now)]:
             if not self.core.owns(timer.invocation_id.partition_key):
                 continue
             fired += 1
@@ -561,7 +570,7 @@ class Engine:
     async def _timers(self) -> None:
         while not self._stopping:
             now = self.clock.now_ms()
-            next_at = self._store.next_timer_at()
+            next_at = self.next_timer_at()
             fired = 0
             if next_at is not None and next_at <= now:
                 try:

@@ -17,8 +17,14 @@ T = MessageType
 
 
 def fire_timers(core: Core, now: int) -> int:
-    """Fire every due timer of the owned partitions; returns how many fired."""
-    due = [t for t in core.store.due_timers(now) if core.owns(t.invocation_id.partition_key)]
+    """Fire every due timer (and retention end) of the owned partitions; returns how many
+    fired."""
+    store = core.store
+    due = [
+        t
+        for t in [*store.due_timers(now), *store.due_expiries(now)]
+        if core.owns(t.invocation_id.partition_key)
+    ]
     for timer in due:
         core.fire_timer(timer)
     return len(due)
@@ -49,7 +55,13 @@ def fire_timer(core: Core, timer: Timer) -> None:
 
 def retry_timer_later(core: Core, timer: Timer, at: int, message: str) -> None:
     """Firing ``timer`` raised: fire it again at ``at``, and say why on its invocation."""
-    core.store.delete_timer(timer)
-    core.store.add_timer(at, timer.invocation_id, timer.kind, timer.completion_id)
+    if timer.retention:  # the invocation's retention end: moved to ``at``
+        inv = core.store.get_invocation(timer.invocation_id)
+        if inv is not None and inv.status is Status.COMPLETED:
+            inv.expires_at = at
+            core.store.put_invocation(inv)
+    else:
+        core.store.delete_timer(timer)
+        core.store.add_timer(at, timer.invocation_id, timer.kind, timer.completion_id)
     core.emit(TimerSet(at))
     core.record_failure(timer.invocation_id, message)

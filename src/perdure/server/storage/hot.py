@@ -96,6 +96,10 @@ class HotStore:
         # timers memory may not all hold (one was set beyond the horizon, or the index was
         # refilled): deleting their timers asks the store
         self._timers_beyond: set[InvocationId] = set()
+        # the earliest retention end of a completed invocation (``Timers.due_expiries``), when
+        # known: completions lower it, a purge makes it unknown (asked again when needed)
+        self._expiry: int | None = None
+        self._expiry_known = False
         self._reload_pending = False  # the store's rows changed under memory (partitions moved)
         self._load()
 
@@ -106,6 +110,7 @@ class HotStore:
         inner = self.inner
         self._live, self._live_keys, self._journals, self._state = {}, {}, {}, {}
         self._timers_beyond = set()
+        self._expiry_known = False
         for inv in inner.invocations_with_status(*LIVE):
             self._live[inv.id] = inv
             if inv.keyed:
@@ -221,6 +226,11 @@ class HotStore:
         if inv.status is Status.COMPLETED:
             if before is not None:
                 self._leave(before, completed=True)
+            if self._expiry_known and inv.expires_at is not None:
+                earliest = self._expiry
+                if earliest is None or inv.expires_at < earliest:
+                    self._expiry = inv.expires_at
+                    self._on_undo(lambda: setattr(self, "_expiry", earliest))
         else:
             # the record itself: a transition puts a record after its last change to it
             self._live[invocation_id] = inv
@@ -269,6 +279,7 @@ class HotStore:
 
     def delete_invocation(self, invocation_id: InvocationId) -> None:
         self.inner.delete_invocation(invocation_id)  # its journal, sinks and timers too
+        self._expiry_known = False  # it may have been the earliest retention end
         inv = self._live.get(invocation_id)
         if inv is not None:
             self._leave(inv, completed=False)
@@ -549,6 +560,18 @@ class HotStore:
     def _valid(self, entry: tuple[int, int, int]) -> bool:
         timer = self._timers.get((entry[2], entry[1]))
         return timer is not None and timer.fire_at == entry[0]
+
+    def due_expiries(self, now: int, limit: int = 1000) -> list[Timer]:
+        expiry = self.next_expiry_at()
+        if expiry is None or expiry > now:
+            return []  # known: none due, no query
+        return self.inner.due_expiries(now, limit)
+
+    def next_expiry_at(self) -> int | None:
+        if not self._expiry_known:
+            self._expiry = self.inner.next_expiry_at()
+            self._expiry_known = True
+        return self._expiry
 
     def due_timers(self, now: int, limit: int = 1000) -> list[Timer]:
         if self._horizon is not None and now > self._horizon:

@@ -30,6 +30,7 @@ from perdure.protocol import Frame, InvocationId, MessageType, partition_key_of
 from perdure.protocol.messages import message_type
 from perdure.server.partitions import PartitionCountMismatch, check_count
 from perdure.server.records import (
+    RETENTION_SEQ,
     DeploymentRecord,
     Invocation,
     Result,
@@ -505,7 +506,26 @@ class Store:
             row = self.db.execute(query, names).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def due_expiries(self, now: int, limit: int = 1000) -> list[Timer]:
+        rows = self.db.execute(
+            "SELECT pk, id, expires_at FROM invocations "
+            "WHERE status = 'completed' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [
+            Timer(pk, RETENTION_SEQ, at, InvocationId.parse(i), TimerKind.EXPIRE)
+            for pk, i, at in rows
+        ]
+
+    def next_expiry_at(self) -> int | None:
+        row = self.db.execute(
+            "SELECT MIN(expires_at) FROM invocations WHERE status = 'completed'"
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def delete_timer(self, timer: Timer) -> None:
+        if timer.retention:
+            return  # no row: the invocation's purge ends it
         self._delete_row("timers", (timer.pk, timer.seq), "pk = ? AND seq = ?")
 
     def delete_timers_of(self, invocation_id: InvocationId, kind: TimerKind | None = None) -> None:

@@ -118,6 +118,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX invocations_status",
         "CREATE INDEX invocations_live ON invocations (status) WHERE status <> 'completed'",
     ),
+    # 6: retention ends found by the completed invocations' ``expires_at``
+    ("CREATE INDEX invocations_expiry ON invocations (expires_at) WHERE status = 'completed'",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
