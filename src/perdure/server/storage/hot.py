@@ -10,7 +10,9 @@ of hot data are answered from memory:
 * the state of object/workflow keys that have a live invocation (loaded on first read);
 * the timer index: every stored timer firing up to a horizon, in a heap, so the next due timer
   and the due timers need no query. Beyond ``timer_window`` timers the later ones stay in the
-  store only (the horizon moves down) and are loaded when the earlier ones have fired.
+  store only (the horizon moves down) and are loaded when the earlier ones have fired;
+* the earliest retention end of a completed invocation (its ``expires_at``), so the timer loop
+  knows when to purge without a query.
 
 Lookups of idempotency ids and workflow ids are invocation reads: a live one is in memory, a
 completed one (or none) is read from the store's primary key.
@@ -53,8 +55,9 @@ from perdure.server.storage.api import Storage
 
 TIMER_WINDOW = 2_000
 """About how many timers the index keeps in memory (the earliest ones; the next ones are loaded
-in one query when these have fired). Retention expiry timers, one per completed invocation,
-are most of them: a wider window only costs memory."""
+in one query when these have fired). Retention ends of completed invocations are no timers
+(their ``expires_at``, see ``next_expiry_at``); stores written before that hold one EXPIRE timer
+per completed invocation: a wider window only costs memory."""
 _FOREVER = 1 << 62
 LIVE = tuple(s for s in Status if s is not Status.COMPLETED)
 
