@@ -76,6 +76,7 @@ async def test_bytes_produced_while_sure_wait_if_the_leases_lapse_before_they_ar
         while chunk := await reader.read(65536):
             received.extend(chunk)
             got.set()
+        writer.close()
 
     server = await asyncio.start_server(deployment, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -99,6 +100,7 @@ async def test_bytes_produced_while_sure_wait_if_the_leases_lapse_before_they_ar
         assert b"/invoke/S/h" in bytes(received[before:])
     finally:
         connection.close()
+        await asyncio.sleep(0.05)  # the deployment's side sees the end and closes too
         server.close()
         await server.wait_closed()
 
@@ -115,8 +117,12 @@ async def test_an_http11_request_body_waits_for_the_gate() -> None:
             received.extend(chunk)
             if b"START-AND-JOURNAL" in received:
                 got_body.set()
-                writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
-                await writer.drain()
+                writer.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n"
+                    b"connection: close\r\n\r\n"
+                )
+                break
+        writer.close()
 
     server = await asyncio.start_server(deployment, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -145,5 +151,6 @@ async def test_an_http11_request_body_waits_for_the_gate() -> None:
             assert b"content-length: 17" in bytes(received).lower()
         finally:
             await asyncio.wait_for(task, 5)
+            await asyncio.sleep(0.05)  # the deployment's side closes too
             server.close()
             await server.wait_closed()
