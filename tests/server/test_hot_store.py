@@ -146,6 +146,69 @@ def test_a_rolled_back_event_rolls_memory_back(clock: Clock) -> None:
     assert_memory_matches_store(store)
 
 
+def _puts(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.startswith("INSERT OR REPLACE INTO invocations")]
+
+
+def test_a_record_put_by_several_events_of_a_batch_is_written_once(clock: Clock) -> None:
+    core = hot_core(clock)
+    store = hot(core)
+    inner = store.inner
+    assert isinstance(inner, Store)
+    statements: list[str] = []
+    inner.db.set_trace_callback(statements.append)
+    store.begin_event()
+    inv = core.invoke(InvokeRequest("Greeter", "greet")).invocation_id
+    store.end_event(keep=True)
+    for n in range(3):
+        store.begin_event()
+        command(core, inv, m.SleepCommand(wake_up_time=clock.now + 50, result_completion_id=n))
+        store.end_event(keep=n != 2)  # the last one is rolled back
+    assert _puts(statements) == []  # memory answers until the commit
+    store.commit()
+    inner.db.set_trace_callback(None)
+    assert len(_puts(statements)) == 1
+    record = inner.get_invocation(inv)
+    assert record is not None and record.journal_len == 3  # input + the two kept sleeps
+    assert_memory_matches_store(store)
+
+
+def test_a_query_inside_a_batch_sees_records_not_written_yet(clock: Clock) -> None:
+    core = hot_core(clock)
+    store = hot(core)
+    store.begin_event()
+    inv = core.invoke(InvokeRequest("Greeter", "greet")).invocation_id
+    store.end_event(keep=True)
+    store.begin_event()
+    command(core, inv, m.SleepCommand(wake_up_time=clock.now + 50, result_completion_id=1))
+    (listed,) = store.list_invocations()
+    assert listed.id == inv and listed.journal_len == 2
+    store.end_event(keep=False)  # takes the rows written for the query back with it
+    store.commit()
+    record = store.inner.get_invocation(inv)
+    assert record is not None and record.journal_len == 1
+    assert [i.id for i in store.list_invocations()] == [inv]
+    assert_memory_matches_store(store)
+
+
+def test_a_record_the_store_would_refuse_fails_its_own_event(clock: Clock) -> None:
+    core = hot_core(clock)
+    store = hot(core)
+    store.begin_event()
+    inv = core.invoke(InvokeRequest("Greeter", "greet")).invocation_id
+    store.end_event(keep=True)
+    record = store.get_invocation(inv)
+    assert record is not None
+    record.next_retry_at = 1 << 64  # a retry delay setting that overflows
+    store.begin_event()
+    with pytest.raises(OverflowError):
+        store.put_invocation(record)
+    store.end_event(keep=False)
+    store.commit()  # the batch still commits, with the first event
+    assert store.inner.get_invocation(inv) is not None
+    assert_memory_matches_store(store)
+
+
 def test_a_nested_event_rolls_back_alone(clock: Clock) -> None:
     core = hot_core(clock)
     store = hot(core)

@@ -69,6 +69,24 @@ Undo = Callable[[], object]
 _FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(Invocation)))
 
 
+_INTEGERS = operator.attrgetter(
+    "created_at", "modified_at", "last_append_at", "protocol_version", "execution_time",
+    "retry_count", "attempts_since_progress", "next_retry_at", "journal_len", "completed_at",
+    "expires_at",
+)  # fmt: skip
+_I64 = 1 << 63
+
+
+def _storable(inv: Invocation) -> bool:
+    """Every integer of the record fits the store's 64 bits (a setting can overflow them): a
+    record that does not is written at once, so that its event fails, not the commit."""
+    for value in _INTEGERS(inv):
+        if value is not None and not -_I64 <= value < _I64:
+            return False
+    result = inv.result
+    return result is None or result.failure_code is None or -_I64 <= result.failure_code < _I64
+
+
 def _clone(inv: Invocation) -> Invocation:
     """A copy a transition may change freely (memory keeps its own until the record is put).
     Positional, in field order: several times faster than ``copy.copy``."""
@@ -103,6 +121,9 @@ class HotStore:
         # known: completions lower it, a purge makes it unknown (asked again when needed)
         self._expiry: int | None = None
         self._expiry_known = False
+        # live invocations whose record is written to the store at the batch's commit, once,
+        # however many events of the batch put it (its Output, then its End, say)
+        self._unwritten: set[InvocationId] = set()
         self._reload_pending = False  # the store's rows changed under memory (partitions moved)
         self._load()
 
@@ -133,6 +154,7 @@ class HotStore:
         if self._undo:
             raise RuntimeError("reloading the in-memory layer inside an event")
         self._reload_pending = False
+        self._write_unwritten()
         self._load()
 
     def _reload_if_pending(self) -> None:
@@ -196,6 +218,7 @@ class HotStore:
             self._undo[-1].append(undo)
 
     def commit(self) -> bool:
+        self._write_unwritten()
         committed = self.inner.commit()
         if len(self._timers) > 2 * self.timer_window or len(self._heap) > 4 * self.timer_window:
             self._refill_timers()  # keep the index bounded (outside any event: no undo)
@@ -223,8 +246,11 @@ class HotStore:
         return self.inner.get_invocation(invocation_id)  # completed, or none
 
     def put_invocation(self, inv: Invocation) -> None:
-        self.inner.put_invocation(inv)
         invocation_id = inv.id
+        if inv.status is Status.COMPLETED or not self._undo or not _storable(inv):
+            self.inner.put_invocation(inv)  # now (a value the store refuses raises here)
+        else:  # live, in an event: written once at the commit (memory answers until then)
+            self._unwritten.add(invocation_id)
         before = self._live.get(invocation_id)
         if inv.status is Status.COMPLETED:
             if before is not None:
@@ -240,6 +266,18 @@ class HotStore:
             if before is None:
                 self._count_key(inv, +1)
             self._on_undo(lambda: self._restore(invocation_id, before))
+
+    def _write_unwritten(self) -> None:
+        """Write the records of live invocations put since the last commit (outside events).
+        One that left meanwhile (completed or deleted) was written or deleted by then; one
+        whose change was rolled back is written as it is now, which the store may already hold.
+        """
+        if self._unwritten:
+            for invocation_id in self._unwritten:
+                inv = self._live.get(invocation_id)
+                if inv is not None:
+                    self.inner.put_invocation(inv)
+            self._unwritten.clear()
 
     def _restore(self, invocation_id: InvocationId, before: Invocation | None) -> None:
         """Undo of a put that kept ``invocation_id`` live (it was ``before``)."""
@@ -291,11 +329,23 @@ class HotStore:
 
     def invocations_with_status(self, *statuses: Status) -> list[Invocation]:
         if Status.COMPLETED in statuses:
+            self._write_unwritten_now()
             return self.inner.invocations_with_status(*statuses)
         return [_clone(inv) for inv in self._live.values() if inv.status in statuses]
 
     def list_invocations(self, limit: int = 1000, status: str | None = None) -> list[Invocation]:
+        self._write_unwritten_now()
         return self.inner.list_invocations(limit, status)
+
+    def _write_unwritten_now(self) -> None:
+        """Before a query of the store's invocations: the records it would miss are written.
+        Inside an event they stay marked (written again at the commit), as the event's rollback
+        would take the rows written now back with it."""
+        if self._unwritten:
+            marked = set(self._unwritten)
+            self._write_unwritten()
+            if self._undo:
+                self._unwritten = marked
 
     # -- journals ------------------------------------------------------------------------------
 
