@@ -526,19 +526,36 @@ class H2Pool:
         """Open a stream on a connection with room for it."""  # fmt: skip
         key = (host, port)
         authority = f"{host}:{port}"
-        lock = self._opening.setdefault(key, asyncio.Lock())
-        async with lock:
+        for held in self._connections.get(key, ()):  # the usual case: no lock, no await
+            if held.has_capacity:
+                return self._stream(held, method, authority, path, headers, end_stream=end_stream)
+        lock = self._opening.get(key)
+        if lock is None:
+            lock = self._opening[key] = asyncio.Lock()
+        async with lock:  # one connection opened at a time per authority
             conns = [c for c in self._connections.get(key, []) if not c.closed]
             self._connections[key] = conns
             conn = next((c for c in conns if c.has_capacity), None)
             if conn is None:
                 conn = await H2Connection.open(host, port, self.gate)
                 conns.append(conn)
-            try:
-                return conn.request(method, authority, path, headers, end_stream=end_stream)
-            except h2.exceptions.ProtocolError as exc:
-                conn.close()
-                raise H2Refused(f"the connection is no longer usable ({exc})") from exc
+            return self._stream(conn, method, authority, path, headers, end_stream=end_stream)
+
+    @staticmethod
+    def _stream(
+        conn: H2Connection,
+        method: str,
+        authority: str,
+        path: str,
+        headers: Sequence[tuple[str, str]],
+        *,
+        end_stream: bool,
+    ) -> H2Stream:
+        try:
+            return conn.request(method, authority, path, headers, end_stream=end_stream)
+        except h2.exceptions.ProtocolError as exc:
+            conn.close()
+            raise H2Refused(f"the connection is no longer usable ({exc})") from exc
 
     def close(self) -> None:
         for conns in self._connections.values():
