@@ -34,6 +34,7 @@ from perdure.protocol.versions import invocation_content_type
 from perdure.server.engine.requests import AttemptRejected
 from perdure.server.invoker.h2 import H2Error, H2Pool, H2Refused
 from perdure.server.invoker.local import LOCAL_SCHEME, LocalApps, LocalError, Stream
+from perdure.server.invoker.mailbox import Mailbox
 
 if TYPE_CHECKING:
     from perdure.server.engine.driver import Engine
@@ -99,8 +100,9 @@ class Attempt:
         self.local = local
         self._is_current = is_current
         self._on_done = on_done
-        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._outbox.put_nowait(plan.payload)  # first, before any forwarded notification
+        # one reader (the request body's writer): a Mailbox, not an asyncio.Queue
+        self._outbox: Mailbox[bytes | None] = Mailbox(asyncio.get_running_loop())
+        self._outbox.put(plan.payload)  # first, before any forwarded notification
         self._closing = False
         if not plan.bidi or plan.inactivity_timeout <= 0:
             self.half_close()
@@ -118,14 +120,14 @@ class Attempt:
     def forward(self, frame: Frame) -> None:
         """Queue a (durable) notification for the open request body."""
         if self.plan.bidi and not self._terminated:
-            self._outbox.put_nowait(frame.to_bytes())
+            self._outbox.put(frame.to_bytes())
 
     def half_close(self) -> None:
         """Close the request body once what is queued is sent: the SDK suspends at its next
         await (inactivity, graceful stop)."""
         if not self._closing:
             self._closing = True
-            self._outbox.put_nowait(None)
+            self._outbox.put(None)
 
     # -- the exchange --------------------------------------------------------------------------
 
