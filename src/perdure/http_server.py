@@ -28,14 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-import hpack
-from hpack.table import HeaderTable
+from perdure import http2
 
 log = logging.getLogger("perdure.http")
 
@@ -230,16 +223,7 @@ def _response_head(message: Message) -> list[tuple[bytes, bytes]]:
     return head
 
 
-# Headers are checked here (``_request_head``, ``_response_head``), in one pass each, rather
-# than by h2's chains of generators (a tenth of a small request's CPU).
-_CONFIG = h2.config.H2Configuration(
-    client_side=False,
-    header_encoding=None,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
-    validate_inbound_headers=False,
-    normalize_inbound_headers=False,
-)
+# Headers are checked here (``_request_head``, ``_response_head``), in one pass each.
 
 
 class _Malformed(Exception):
@@ -296,53 +280,6 @@ def _request_head(
     return method.decode("latin-1"), target or b"", headers
 
 
-class _CountingTable(HeaderTable):
-    """HPACK's dynamic table, counting its changes (see ``_CachingEncoder``)."""
-
-    changes = 0
-
-    def add(self, name: bytes, value: bytes) -> None:
-        self.changes += 1
-        super().add(name, value)
-
-    @property
-    def maxsize(self) -> int:
-        return self._maxsize
-
-    @maxsize.setter
-    def maxsize(self, newmax: int) -> None:
-        self.changes += 1  # a smaller table drops entries
-        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
-
-
-class _CachingEncoder(hpack.Encoder):
-    """An HPACK encoder that remembers the blocks it encoded without changing its dynamic
-    table (every field indexed): encoding the same head again gives the same bytes for as long
-    as the table does not change. A server answers most requests with the same few response
-    heads; each is then one dictionary lookup instead of a full encoding."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.header_table = _CountingTable()
-        self._blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
-        self._blocks_at = 0
-
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        table = self.header_table
-        if type(headers) is not list or table.resized or not huffman:
-            return super().encode(headers, huffman)
-        if self._blocks_at != table.changes:
-            self._blocks.clear()
-            self._blocks_at = table.changes
-        key = tuple(headers)
-        block = self._blocks.get(key)
-        if block is None:
-            block = super().encode(headers, huffman)
-            if table.changes == self._blocks_at and all(type(h) is tuple for h in key):
-                self._blocks[key] = block
-        return block
-
-
 class _H2Connection:
     def __init__(
         self, app: ASGIApp, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, work: _Work
@@ -352,8 +289,7 @@ class _H2Connection:
         self.writer = writer
         self.work = work
         self.loop = asyncio.get_running_loop()
-        self.h2 = h2.connection.H2Connection(config=_CONFIG)
-        self.h2.encoder = _CachingEncoder()
+        self.h2 = http2.ServerConnection(window=WINDOW, max_streams=MAX_STREAMS)
         self.streams: dict[int, _H2Stream] = {}
         self.window_open = asyncio.Event()
         self.accepting = True
@@ -365,19 +301,13 @@ class _H2Connection:
         self._write_scheduled = False
 
     async def run(self, first: bytes) -> None:
-        self.h2.initiate_connection()
-        self.h2.update_settings({
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
-        })  # fmt: skip
-        self.h2.increment_flow_control_window(WINDOW)
         data = first
         while data and not self.closed:
             try:
-                events = self.h2.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                log.warning("HTTP/2 protocol error, closing: %s %s", type(exc).__name__, exc)
-                self._write_now()  # h2 queued the GOAWAY that says why
+                events = self.h2.receive(data)
+            except http2.ConnectionFailed as exc:
+                log.warning("HTTP/2 protocol error, closing: %s", exc)
+                self._write_now()  # the GOAWAY that says why
                 return
             for event in events:
                 self._handle(event)
@@ -391,49 +321,46 @@ class _H2Connection:
             stream.ended = True
             stream.push({"type": "http.disconnect"})
 
-    def _handle(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
-            self._request(event)
-        elif isinstance(event, h2.events.DataReceived):
-            if event.flow_controlled_length:
-                with contextlib.suppress(h2.exceptions.StreamClosedError):
-                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and event.data:
-                stream.push({"type": "http.request", "body": event.data, "more_body": True})
-        elif isinstance(event, h2.events.StreamEnded):  # h2 reports END_STREAM as its own event
-            stream = self.streams.get(event.stream_id)
+    def _handle(self, event: http2.Event) -> None:
+        kind, stream_id, payload = event
+        if kind == http2.BODY:
+            stream = self.streams.get(stream_id)
             if stream is not None:
-                stream.push({"type": "http.request", "body": b"", "more_body": False})
-        elif isinstance(event, h2.events.StreamReset):
-            stream = self.streams.pop(event.stream_id, None)
+                data, end = payload
+                if data or end:
+                    stream.push({"type": "http.request", "body": data, "more_body": not end})
+        elif kind == http2.REQUEST:
+            self._request(stream_id, payload[0], payload[1])
+        elif kind == http2.RESET:
+            stream = self.streams.pop(stream_id, None)
             if stream is not None:
                 stream.ended = True
                 stream.push({"type": "http.disconnect"})
-        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+        elif kind == http2.WINDOW:
             self.window_open.set()
-        elif isinstance(event, h2.events.ConnectionTerminated):
+        elif kind == http2.TERMINATED:
             self.close()
 
-    def _request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
+    def _request(self, stream_id: int, fields: list[Any], end: bool) -> None:
         if not self.accepting or (self.goaway_last is not None and stream_id > self.goaway_last):
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self.h2.reset(stream_id, http2.REFUSED_STREAM)
             return
         self.requests += 1
         limit = self.work.max_requests
         if limit is not None and self.requests >= limit:
             # After this one, which is served; the streams after it that arrived in the same read
-            # are refused (h2 counts them in highest_inbound_stream_id already).
+            # are refused (counted in highest_stream_id already).
             self._goaway(stream_id)
         try:
-            method, target, headers = _request_head(event.headers or [])
+            method, target, headers = _request_head(fields)
         except _Malformed as exc:
             log.debug("malformed HTTP/2 request on stream %d: %s", stream_id, exc)
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self.h2.reset(stream_id, http2.PROTOCOL_ERROR)
             return
         stream = _H2Stream(self, stream_id)
         self.streams[stream_id] = stream
+        if end:
+            stream.push({"type": "http.request", "body": b"", "more_body": False})
         scope = _scope(method, target, headers, "2", self.writer)
         self.work.spawn(self._run_app(stream, scope))
 
@@ -468,28 +395,28 @@ class _H2Connection:
     def send_headers(
         self, stream_id: int, headers: list[tuple[bytes, bytes]], *, end: bool = False
     ) -> None:
-        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            self.h2.send_headers(stream_id, headers, end_stream=end)
+        with contextlib.suppress(KeyError):  # reset meanwhile: nobody reads this answer
+            self.h2.send_headers(stream_id, headers, end)
         self._flush()
 
     async def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
         view = memoryview(data)
+        h2 = self.h2
         try:
             while view:
                 if self.closed:
                     return
-                window = min(self.h2.local_flow_control_window(stream_id),
-                             self.h2.max_outbound_frame_size, len(view))  # fmt: skip
+                window = min(h2.send_window_of(stream_id), len(view))
                 if window <= 0:
                     self._write_now()
                     self.window_open.clear()
                     await self.window_open.wait()
                     continue
-                self.h2.send_data(stream_id, bytes(view[:window]))
+                h2.send_data(stream_id, bytes(view[:window]), end and window == len(view))
                 view = view[window:]
-            if end:
-                self.h2.end_stream(stream_id)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            if end and not data:
+                h2.send_data(stream_id, b"", True)
+        except KeyError:
             return  # reset by the peer meanwhile: nobody reads this answer any more
         self._flush()
         transport = self.writer.transport
@@ -499,8 +426,7 @@ class _H2Connection:
                 await self.writer.drain()
 
     def _reset(self, stream_id: int) -> None:
-        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        self.h2.reset(stream_id, http2.CANCEL)
         self._flush()
 
     def _flush(self) -> None:
@@ -528,11 +454,8 @@ class _H2Connection:
         left."""
         if self.goaway_last is not None or self.closed:
             return
-        self.goaway_last = self.h2.highest_inbound_stream_id if last is None else last
-        state = self.h2.state_machine.state
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.h2.close_connection(last_stream_id=self.goaway_last)
-        self.h2.state_machine.state = state  # h2 would refuse to answer the accepted streams
+        self.goaway_last = self.h2.highest_stream_id if last is None else last
+        self.h2.goaway(self.goaway_last)
         self._flush()
         if not self.streams:
             self._linger()
@@ -551,8 +474,7 @@ class _H2Connection:
         if self._lingering is not None:
             self._lingering.cancel()
         if self.goaway_last is None:
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.h2.close_connection()
+            self.h2.goaway(self.h2.highest_stream_id)
         self._write_now()
         for stream in self.streams.values():
             stream.ended = True
