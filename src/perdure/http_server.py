@@ -311,9 +311,10 @@ class _H2Connection:
                 return
             for event in events:
                 self._handle(event)
-            # Deferred: the app tasks just woken run first in this turn, and their answers
-            # leave in the same write as the acknowledgements.
-            self._flush()
+            if self.h2.out:
+                # Deferred: the app tasks just woken run first in this turn, and their answers
+                # leave in the same write as the acknowledgements.
+                self._flush()
             if self.closed:
                 return
             data = await self.reader.read(READ_CHUNK)

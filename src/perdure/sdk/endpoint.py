@@ -235,8 +235,9 @@ class _Attempt:
     """Shuttles bytes between one HTTP exchange and one Invocation.
 
     The request body is read inline until the journal is complete (usually its first chunk),
-    then by a task for the rest (notifications, the server's half-close): one task fewer and
-    no wake-up in between for the common case.
+    then by a task for the rest (notifications, the server's half-close) once the handler first
+    waits for the server; a handler that never does (it answers from its input and journal)
+    has the rest read inline after its end: no reader task at all.
     """
 
     def __init__(self, app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
@@ -264,8 +265,11 @@ class _Attempt:
     def end_input(self) -> None:
         """Stopping: the input ends here (a handler waiting for the server suspends)."""
         self._ending = True
+        self.inv.need_input = None
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+        elif self._reader is None and self.vm.ready and not self.input_done.is_set():
+            self._end_of_input()  # no reader yet: a handler that waits from now on suspends
 
     async def run(self) -> None:
         self.app._attempts.add(self)
@@ -276,7 +280,7 @@ class _Attempt:
                 if self._ending:
                     self._end_of_input()
                 else:
-                    self._reader = asyncio.create_task(self._read(until_ready=False))
+                    self.inv.need_input = self._start_reader
             if self.vm.ready and not self.vm.closed:
                 invocation_id = self.vm.start_info().invocation_id
                 self.app.live[invocation_id] = self.inv
@@ -286,11 +290,16 @@ class _Attempt:
             if self._cut:
                 self.vm.sys_error(503, "the deployment stopped before the handler could finish")
             await self._send_output()
-            # The server closes the request once it saw our terminal message; read to the end.
+            # The server closes the request once it saw our terminal message; read to the end
+            # (here, when the handler never waited for the server and so no reader started).
             if not self.input_done.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(DRAIN_TIMEOUT):
-                        await self.input_done.wait()
+                        if self._reader is None and not self._ending:
+                            self.inv.need_input = None
+                            await self._read(until_ready=False)
+                        else:
+                            await self.input_done.wait()
         finally:
             self.app._attempts.discard(self)
             if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:
@@ -301,6 +310,11 @@ class _Attempt:
                 self._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._reader
+
+    def _start_reader(self) -> None:
+        """The handler waits for the server: read the request body as it comes from now on."""
+        if self._reader is None and not self.input_done.is_set():
+            self._reader = asyncio.create_task(self._read(until_ready=False))
 
     async def _pump(self, handler_task: asyncio.Task[None]) -> None:
         """Send output as the handler produces it, until the handler is over. One event wakes
@@ -351,7 +365,7 @@ class _Attempt:
             if not vm.closed:
                 vm.feed_eof()
         except asyncio.CancelledError:
-            if until_ready or not self._ending:  # the inline read is the attempt's own task
+            if until_ready or not self._ending or self._reader is None:  # the attempt's own task
                 raise
             if vm.ready and not vm.closed:
                 vm.feed_eof()  # stopping: the input ends here
