@@ -230,8 +230,9 @@ class _Malformed(Exception):
     """A request head HTTP/2 forbids (RFC 9113 8.2, 8.3): the stream is reset, PROTOCOL_ERROR."""
 
 
-_NAME_BYTES = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
-"""What a field name may hold in HTTP/2: a token, lower case."""
+_NAME_BYTES = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+"""What a field name may hold in HTTP/2: a token, lower case (``name.translate(None,
+_NAME_BYTES)`` leaves what it should not hold)."""
 _REQUEST_PSEUDO = frozenset({b":method", b":path", b":scheme", b":authority", b":protocol"})
 
 
@@ -263,7 +264,7 @@ def _request_head(
                 headers.append((b"host", value))
             continue
         regular = True
-        if not name or not _NAME_BYTES.issuperset(name):
+        if not name or name.translate(None, _NAME_BYTES):
             raise _Malformed(f"bad field name {bytes(name)[:40]!r}")
         if name in _CONNECTION_HEADERS or (name == b"te" and value != b"trailers"):
             raise _Malformed(f"connection-specific field {bytes(name)[:40]!r}")
@@ -401,22 +402,12 @@ class _H2Connection:
         self._flush()
 
     async def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
-        view = memoryview(data)
         h2 = self.h2
         try:
-            while view:
-                if self.closed:
-                    return
-                window = min(h2.send_window_of(stream_id), len(view))
-                if window <= 0:
-                    self._write_now()
-                    self.window_open.clear()
-                    await self.window_open.wait()
-                    continue
-                h2.send_data(stream_id, bytes(view[:window]), end and window == len(view))
-                view = view[window:]
-            if end and not data:
-                h2.send_data(stream_id, b"", True)
+            if len(data) <= h2.send_window_of(stream_id) and not self.closed:
+                h2.send_data(stream_id, data, end)  # the usual case: it fits in one frame
+            else:
+                await self._send_in_frames(stream_id, data, end)
         except KeyError:
             return  # reset by the peer meanwhile: nobody reads this answer any more
         self._flush()
@@ -425,6 +416,24 @@ class _H2Connection:
             self._write_now()
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
+
+    async def _send_in_frames(self, stream_id: int, data: bytes, end: bool) -> None:
+        """``data`` as frames no larger than the peer allows, waiting for its window."""
+        view = memoryview(data)
+        h2 = self.h2
+        while view:
+            if self.closed:
+                return
+            window = min(h2.send_window_of(stream_id), len(view))
+            if window <= 0:
+                self._write_now()
+                self.window_open.clear()
+                await self.window_open.wait()
+                continue
+            h2.send_data(stream_id, bytes(view[:window]), end and window == len(view))
+            view = view[window:]
+        if end and not data:
+            h2.send_data(stream_id, b"", True)
 
     def _reset(self, stream_id: int) -> None:
         self.h2.reset(stream_id, http2.CANCEL)

@@ -207,3 +207,27 @@ def test_a_bad_preface_is_refused() -> None:
     server = http2.ServerConnection()
     with pytest.raises(http2.ConnectionFailed):
         server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def test_request_heads_are_checked_as_http2_asks() -> None:
+    from perdure.http_server import _Malformed, _request_head
+
+    good = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/a?b=1"),
+            (b":authority", b"h:1"), (b"cookie", b"a=1"), (b"x-id", b"1"),
+            (b"cookie", b"b=2")]  # fmt: skip
+    assert _request_head(good) == (
+        "POST", b"/a?b=1", [(b"host", b"h:1"), (b"x-id", b"1"), (b"cookie", b"a=1; b=2")]
+    )  # fmt: skip
+    for bad in (
+        [(b":method", b"GET"), (b":path", b"/"), (b"X-Upper", b"1")],
+        [(b":method", b"GET"), (b":path", b"/"), (b"x-a", b"1\r\nx-b: 2")],
+        [(b":method", b"GET"), (b":path", b"/"), (b"connection", b"close")],
+        [(b":method", b"GET"), (b":path", b"/"), (b"te", b"gzip")],
+        [(b":method", b"GET"), (b"x-a", b"1"), (b":path", b"/")],  # pseudo after regular
+        [(b":method", b"GET"), (b":method", b"GET"), (b":path", b"/")],
+        [(b":method", b"GET"), (b":path", b"/"), (b":status", b"200")],
+        [(b":method", b"GET")],
+        [(b":method", b"GET"), (b":path", b"/"), (b"", b"1")],
+    ):
+        with pytest.raises(_Malformed):
+            _request_head(bad)
