@@ -37,6 +37,11 @@ async def slow(ctx: Context, n: int) -> int:
     return n
 
 
+@echo_service.handler()
+async def echo_text(ctx: Context, text: str) -> str:
+    return text
+
+
 app = perdure.app([echo_service])
 pytestmark = pytest.mark.asyncio
 
@@ -61,15 +66,15 @@ async def served() -> AsyncIterator[tuple[int, asyncio.Event, asyncio.Task[None]
     await asyncio.wait_for(task, 10)
 
 
-def _start(n: int) -> bytes:
+def _start(n: int | bytes) -> bytes:
     inv = InvocationId.new()
     start = m.StartMessage(id=inv.to_bytes(), debug_id=str(inv), known_entries=1,
                            partial_state=True)  # fmt: skip
-    first = m.InputCommand(value=m.Value(content=b"%d" % n))
+    first = m.InputCommand(value=m.Value(content=n if isinstance(n, bytes) else b"%d" % n))
     return Frame.of(start).to_bytes() + Frame.of(first).to_bytes()
 
 
-async def _invoke(pool: H2Pool, port: int, handler: str, n: int) -> bytes:
+async def _invoke(pool: H2Pool, port: int, handler: str, n: int | bytes) -> bytes:
     """One attempt as the server makes it: Start + Input, read until End, then half-close."""
     stream = await pool.request("127.0.0.1", port, "POST", f"/invoke/Echo/{handler}",
                                 [("content-type", CT), ("accept", CT)])  # fmt: skip
@@ -117,6 +122,22 @@ async def test_one_connection_carries_many_concurrent_attempts_past_1000(
         assert answers == [b"%d" % n for n in range(1100)]
         conns = [c for cs in pool._connections.values() for c in cs]
         assert len(conns) == 1 and not conns[0].closed
+    finally:
+        pool.close()
+
+
+async def test_bodies_larger_than_the_flow_control_windows_cross_both_ways(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    """9 MiB each way, twice on one connection: more than half of the server's 16 MiB receive
+    window (it must grant it back, per stream and for the connection) and hundreds of frames
+    per response."""
+    port = served[0]
+    pool = H2Pool()
+    try:
+        for fill in "ab":
+            payload = b'"' + fill.encode() * (9 * 1024 * 1024) + b'"'
+            assert await _invoke(pool, port, "echo_text", payload) == payload
     finally:
         pool.close()
 

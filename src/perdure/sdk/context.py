@@ -11,6 +11,7 @@ Context                      services: calls, sends, steps, sleeps, awakeables, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random as _random
 import typing
@@ -188,10 +189,22 @@ def _call_target(
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
+    """The return type hint of a step's function (Any when it has none). Resolving hints costs
+    tens of microseconds (string annotations are evaluated), so it is done once per function."""
+    try:
+        return _cached_return_type(fn)
+    except TypeError:  # unhashable callable
+        return _resolve_return_type(fn)
+
+
+def _resolve_return_type(fn: Callable[..., Any]) -> Any:
     try:
         return typing.get_type_hints(fn).get("return", Any)
     except Exception:  # unresolvable hints (lambdas, builtins): decode plain JSON
         return Any
+
+
+_cached_return_type = functools.lru_cache(maxsize=512)(_resolve_return_type)
 
 
 class Context:
