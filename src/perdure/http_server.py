@@ -483,7 +483,7 @@ class _H2Connection:
         self.closed = True
         if self._lingering is not None:
             self._lingering.cancel()
-        if self.goaway_last is None:
+        if self.goaway_last is None and not self.h2.goaway_sent:  # not after an error GOAWAY
             self.h2.goaway(self.h2.highest_stream_id)
         self._write_now()
         for stream in self.streams.values():

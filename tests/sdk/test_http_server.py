@@ -256,3 +256,20 @@ async def test_http11_bad_requests_get_400_and_a_closed_connection(
     response = await _exchange(served[0], request_bytes)
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"connection: close" in response
+
+
+async def test_a_client_breaking_http2_gets_one_goaway_with_the_reason_then_eof(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", served[0])
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    writer.write(preface + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")  # DATA on stream 0
+    received = await asyncio.wait_for(reader.read(), 10)  # to EOF: the server closes
+    writer.close()
+    goaways, pos = [], 0
+    while pos + 9 <= len(received):
+        length = int.from_bytes(received[pos : pos + 3], "big")
+        if received[pos + 3] == 7:  # GOAWAY: last stream id, error code
+            goaways.append(int.from_bytes(received[pos + 13 : pos + 17], "big"))
+        pos += 9 + length
+    assert goaways == [1]  # PROTOCOL_ERROR, and no second GOAWAY contradicting it
