@@ -249,7 +249,7 @@ class Invocation:
         handler = self.handler
         try:
             command = vm.sys_input()
-            ctx._set_request({h.key: h.value for h in command.headers}, command.value.content)
+            ctx._set_input(command)
             if handler.takes_input:
                 arg = handler.input_serde.deserialize(command.value.content)
                 value = await handler.fn(ctx, arg)
