@@ -16,6 +16,7 @@ import perdure
 from perdure import Context
 from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType
 from perdure.protocol import messages as m
+from perdure.sdk.deadlines import Deadlines
 from perdure.server.invoker.h2 import H2Pool
 from tests.support.processes import free_port
 
@@ -139,6 +140,31 @@ async def test_bodies_larger_than_the_flow_control_windows_cross_both_ways(
             payload = b'"' + fill.encode() * (9 * 1024 * 1024) + b'"'
             assert await _invoke(pool, port, "echo_text", payload) == payload
     finally:
+        pool.close()
+
+
+async def test_a_request_never_ended_by_the_server_is_let_go_after_the_drain_timeout(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    """The answer ends once the server closes the request; a server that never does gets the
+    end anyway after the drain timeout (30 s; 0.3 s here)."""
+    port = served[0]
+    saved, app._drains = app._drains, Deadlines(0.3, period=0.05)
+    pool = H2Pool()
+    try:
+        stream = await pool.request("127.0.0.1", port, "POST", "/invoke/Echo/echo",
+                                    [("content-type", CT), ("accept", CT)])  # fmt: skip
+        await stream.send(_start(5))
+        assert (await stream.response())[0] == 200
+        decoder, frames = FrameDecoder(), []
+        while not any(f.type is MessageType.END for f in frames):
+            chunk = await stream.read()
+            assert chunk is not None
+            frames += decoder.feed(chunk)
+        # No close_request(): the answer must still end.
+        assert await asyncio.wait_for(stream.read(), 10) is None
+    finally:
+        app._drains = saved
         pool.close()
 
 

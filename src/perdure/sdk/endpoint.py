@@ -28,6 +28,7 @@ from perdure.protocol.versions import (
     parse_invocation_content_type,
 )
 from perdure.sdk.context import context_for
+from perdure.sdk.deadlines import Deadlines
 from perdure.sdk.definitions import HandlerDef, ServiceDefinition
 from perdure.sdk.errors import VMError
 from perdure.sdk.invocation import Invocation, wall_clock_ms
@@ -77,6 +78,8 @@ class App:
             self.services[service.name] = service
         self.clock = clock or wall_clock_ms
         self.inflight: set[asyncio.Task[Any]] = set()
+        self._heads = Deadlines(HEAD_DELAY)
+        self._drains = Deadlines(DRAIN_TIMEOUT, period=1.0)
         self.live: dict[str, Invocation] = {}
         """The attempts running in this app, by invocation id (``inv_1…``)."""
         self._attempts: set[_Attempt] = set()
@@ -251,6 +254,7 @@ class _Attempt:
         self._ending = False
         self._handler_task: asyncio.Task[None] | None = None
         self._cut = False
+        self._drain_expired = False
 
     async def send_head(self) -> None:
         if not self.head_sent:
@@ -293,13 +297,7 @@ class _Attempt:
             # The server closes the request once it saw our terminal message; read to the end
             # (here, when the handler never waited for the server and so no reader started).
             if not self.input_done.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(DRAIN_TIMEOUT):
-                        if self._reader is None and not self._ending:
-                            self.inv.need_input = None
-                            await self._read(until_ready=False)
-                        else:
-                            await self.input_done.wait()
+                await self._drain()
         finally:
             self.app._attempts.discard(self)
             if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:
@@ -310,6 +308,28 @@ class _Attempt:
                 self._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._reader
+
+    async def _drain(self) -> None:
+        """Wait for the end of the request, for ``DRAIN_TIMEOUT`` at most; read it here when
+        the handler never waited for the server (so no reader started)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.app._drains.add(self, lambda: self._drain_over(task))
+        try:
+            if self._reader is None and not self._ending:
+                self.inv.need_input = None
+                await self._read(until_ready=False)
+            else:
+                await self.input_done.wait()
+        except asyncio.CancelledError:
+            if not self._drain_expired or task.uncancel() > 0:
+                raise  # cancelled from outside too
+        finally:
+            self.app._drains.discard(self)
+
+    def _drain_over(self, task: asyncio.Task[Any]) -> None:
+        self._drain_expired = True
+        task.cancel()
 
     def _start_reader(self) -> None:
         """The handler waits for the server: read the request body as it comes from now on."""
@@ -322,7 +342,7 @@ class _Attempt:
         per wait."""
         output = self.inv.output
         handler_task.add_done_callback(lambda _: output.set())
-        head_due = asyncio.get_running_loop().call_later(HEAD_DELAY, output.set)
+        self.app._heads.add(self, output.set)
         try:
             while True:
                 output.clear()
@@ -333,7 +353,7 @@ class _Attempt:
                 if not self.head_sent and not self.vm.has_output and not handler_task.done():
                     await self.send_head()  # the head's timer: the handler has no output yet
         finally:
-            head_due.cancel()
+            self.app._heads.discard(self)
         with contextlib.suppress(asyncio.CancelledError):
             await handler_task
 
