@@ -57,6 +57,8 @@ FRAME_SIZE = 16384
 """The largest frame we accept (the default SETTINGS_MAX_FRAME_SIZE; we do not raise it)."""
 MAX_HEADER_BLOCK = 256 * 1024
 """Bytes of one header block (HEADERS plus CONTINUATIONs) we buffer before refusing it."""
+MAX_CONTINUATIONS = 64
+"""CONTINUATION frames of one header block (16 KiB each: a megabyte)."""
 
 _HEAD = struct.Struct(">HBBBL")
 _UINT32 = struct.Struct(">L")
@@ -341,7 +343,9 @@ class ServerConnection:
             if pending is None or pending[0] != stream_id:
                 raise self._fail(PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
             pending[2].append(payload)
-            if sum(len(p) for p in pending[2]) > MAX_HEADER_BLOCK:
+            # Bounded in bytes and in frames: empty CONTINUATION frames would otherwise keep a
+            # connection busy forever (the "CONTINUATION flood").
+            if len(pending[2]) > MAX_CONTINUATIONS or sum(map(len, pending[2])) > MAX_HEADER_BLOCK:
                 raise self._fail(ENHANCE_YOUR_CALM, "header block too large")
             if flags & END_HEADERS:
                 self._header_block = None

@@ -231,3 +231,13 @@ def test_request_heads_are_checked_as_http2_asks() -> None:
     ):
         with pytest.raises(_Malformed):
             _request_head(bad)
+
+
+def test_a_continuation_flood_is_cut_off() -> None:
+    pair = Pair()
+    flood = _frame(http2.HEADERS, 0, 1, b"\x83")
+    flood += _frame(http2.CONTINUATION, 0, 1, b"") * (http2.MAX_CONTINUATIONS + 1)
+    with pytest.raises(http2.ConnectionFailed):
+        pair.to_server(flood)
+    ended = [e for e in pair.to_client() if isinstance(e, h2.events.ConnectionTerminated)]
+    assert [e.error_code for e in ended] == [http2.ENHANCE_YOUR_CALM]
