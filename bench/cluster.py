@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 c.register(dep.url)
                 time.sleep(1.0)  # every node has seen the registration
                 ingresses = [node.ingress for node in c.nodes]
-                pids = [node.child.proc.pid for node in c.nodes if node.child is not None]
+                pids = [node.child.proc.pid for node in c.nodes]  # cluster() started every node
                 for case in cases:
                     nodes_before, pg_before = _cpu_seconds(pids), _postgres_cpu(pg)
                     m = asyncio.run(_measure(ingresses, case, cfg))

@@ -7,7 +7,6 @@ keep forwarding while a process restarts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -22,20 +21,20 @@ import httpx
 from perdure.protocol import InvocationId
 from tests.chaos.proxy import BlackholeProxy
 from tests.support.perdure_server import REPO, PerdureServer
-from tests.support.processes import Child, free_port, wait_tcp
+from tests.support.processes import Restartable, free_port, wait_tcp
 
 
 @dataclass
-class Deployment:
+class Deployment(Restartable):
+    """The chaos deployment process (tests/chaos/services.py) on a fixed port; the process
+    faults are ``Restartable``'s."""
+
     port: int
     ledger: Path
     tmp: Path
     goaway_after: int = 0
-    starts: int = 0
-    child: Child | None = None
 
     def start(self) -> None:
-        self.starts += 1
         args = [
             sys.executable,
             "-m",
@@ -47,22 +46,8 @@ class Deployment:
         ]
         if self.goaway_after:
             args += ["--goaway-after", str(self.goaway_after)]
-        self.child = Child(
-            "chaos deployment", args, self.tmp / f"deployment-{self.starts}.log", cwd=REPO
-        )
+        self.spawn("chaos deployment", args, self.tmp / "deployment", cwd=REPO)
         wait_tcp(self.port, "chaos deployment", self.child)
-
-    def kill(self) -> None:
-        if self.child is not None:
-            self.child.kill()
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()
-
-    def signal(self, signum: int) -> None:
-        assert self.child is not None
-        os.killpg(self.child.proc.pid, signum)
 
 
 async def every_partition_answers(ingress: str, partitions: int = 16) -> None:
@@ -163,13 +148,24 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(tmp: Path, server_args: tuple[str, ...] = ()) -> AsyncIterator[Cluster]:
+async def deployment_behind_proxy(tmp: Path) -> AsyncIterator[tuple[Deployment, BlackholeProxy]]:
+    """The chaos deployment on a free port, started, with the black-hole proxy in front of it
+    (register the proxy's port); both stopped at the end."""
     tmp.mkdir(parents=True, exist_ok=True)
     deployment = Deployment(free_port(), tmp / "ledger.jsonl", tmp)
     proxy = BlackholeProxy(deployment.port)
     await proxy.start()
     await asyncio.to_thread(deployment.start)
     try:
+        yield deployment, proxy
+    finally:
+        await asyncio.to_thread(deployment.stop)
+        await proxy.close()
+
+
+@asynccontextmanager
+async def cluster(tmp: Path, server_args: tuple[str, ...] = ()) -> AsyncIterator[Cluster]:
+    async with deployment_behind_proxy(tmp) as (deployment, proxy):
         # Workers share one machine's SQLite files (--store with --workers is refused).
         store = "sqlite" if "--workers" in server_args else None
         with PerdureServer.start(tmp, args=server_args, store=store) as server:
@@ -178,8 +174,4 @@ async def cluster(tmp: Path, server_args: tuple[str, ...] = ()) -> AsyncIterator
             try:
                 yield c
             finally:
-                with contextlib.suppress(ProcessLookupError, PermissionError, AssertionError):
-                    deployment.signal(signal.SIGCONT)
-    finally:
-        await asyncio.to_thread(deployment.stop)
-        await proxy.close()
+                deployment.thaw()  # hang() may have left it frozen: thaw it while the server runs

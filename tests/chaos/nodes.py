@@ -12,7 +12,6 @@ resumes it (it must stop: exit 75, having written nothing) and starts it again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import signal
 import time
@@ -21,13 +20,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.chaos.cluster import Cluster, Deployment
-from tests.chaos.proxy import BlackholeProxy
+from tests.chaos.cluster import Cluster, deployment_behind_proxy
 from tests.cluster.nodes import TTL, Node
 from tests.cluster.nodes import Cluster as Nodes
 from tests.cluster.nodes import cluster as start_nodes
 from tests.support import postgres
-from tests.support.processes import free_port
 
 PAUSE_PAST_LEASE = 2.0
 """How long past the lease TTL a paused node stays frozen."""
@@ -107,22 +104,13 @@ class NodesCluster(Cluster):
 async def nodes_cluster(
     tmp: Path, count: int, seed: int, server_args: tuple[str, ...] = ()
 ) -> AsyncIterator[NodesCluster]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    deployment = Deployment(free_port(), tmp / "ledger.jsonl", tmp)
-    proxy = BlackholeProxy(deployment.port)
-    await proxy.start()
-    await asyncio.to_thread(deployment.start)
-    dsn = postgres.shared_server().create_database("chaos")
-    names = [chr(ord("a") + i) for i in range(count)]
-    try:
+    async with deployment_behind_proxy(tmp) as (deployment, proxy):
+        dsn = postgres.shared_server().create_database("chaos")
+        names = [chr(ord("a") + i) for i in range(count)]
         with start_nodes(dsn, tmp, names, server_args) as nodes:
             c = NodesCluster(None, deployment, proxy, nodes=nodes, rng=random.Random(seed))  # type: ignore[arg-type]
             await asyncio.to_thread(nodes.register, f"http://127.0.0.1:{proxy.port}")
             try:
                 yield c
             finally:
-                with contextlib.suppress(ProcessLookupError, PermissionError, AssertionError):
-                    deployment.signal(signal.SIGCONT)
-    finally:
-        await asyncio.to_thread(deployment.stop)
-        await proxy.close()
+                deployment.thaw()  # hang() may have left it frozen: thaw it while the nodes run

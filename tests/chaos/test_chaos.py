@@ -47,12 +47,6 @@ def test_worker_kills_under_two_workers_lose_duplicate_and_strand_nothing(tmp_pa
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(
-    reason="open bug (issue 11): around a hand-over after a node pause, an acknowledged ctx.run "
-    "was seen executing again once in CI (seed 118564222); the assertion stays, so a run that "
-    "shows it reports XFAIL with the ledger's evidence, and one that does not reports XPASS",
-    strict=False,
-)
 def test_a_three_node_cluster_loses_duplicates_and_strands_nothing(tmp_path: Path) -> None:
     """Three nodes on one PostgreSQL (tests/chaos/nodes.py): two node SIGKILLs (the others take
     over, then it rejoins), one node frozen past its lease (it must stop without writing, then

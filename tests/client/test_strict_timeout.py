@@ -5,7 +5,6 @@ Client and AsyncClient alike, over real sockets."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from perdure.client import AsyncClient, Client, TransportError
 from tests.client.conftest import Runner
+from tests.support.raw_deployment import raw_server
 
 TIMEOUT = 0.5
 SLACK = 0.3  # thread scheduling on a busy 2-core machine; the old bound was ~2x the timeout
@@ -35,53 +35,27 @@ STALLS = {
 
 def _serve(conn: socket.socket, stop: threading.Event) -> None:
     """Read one request head, then write what its path (/<stall>/h) asks for, pausing between."""
-    with conn, contextlib.suppress(OSError):
-        conn.settimeout(10)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            data = conn.recv(4096)
-            if not data:
-                return
-            head += data
-        path = head.split(b" ", 2)[1].decode()
-        stall = path.strip("/").split("/")[0]
-        for pause, data in STALLS[stall]:
-            if stop.wait(pause):
-                return
-            conn.sendall(data)
-        if stall != "none":
-            stop.wait(STALL)
+    conn.settimeout(10)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = conn.recv(4096)
+        if not data:
+            return
+        head += data
+    path = head.split(b" ", 2)[1].decode()
+    stall = path.strip("/").split("/")[0]
+    for pause, data in STALLS[stall]:
+        if stop.wait(pause):
+            return
+        conn.sendall(data)
+    if stall != "none":
+        stop.wait(STALL)
 
 
 @pytest.fixture
 def stalling_server() -> Iterator[str]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    stop = threading.Event()
-    workers: list[threading.Thread] = []
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            worker = threading.Thread(target=_serve, args=(conn, stop), daemon=True)
-            worker.start()
-            workers.append(worker)
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        acceptor.join(timeout=10)
-        listener.close()
-        for worker in workers:
-            worker.join(timeout=10)
+    with raw_server(_serve, join=True) as url:
+        yield url
 
 
 def _call(mode: str, url: str, stall: str, call: dict[str, Any], **client: Any) -> Any:

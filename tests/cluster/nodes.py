@@ -10,9 +10,6 @@ so that PostgreSQL can tell whose transaction wrote a row (see ``WriteAudit``).
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,23 +18,23 @@ from typing import Any
 
 import httpx
 
-from tests.support.perdure_server import REPO
-from tests.support.processes import Child, free_port, wait_http
+from tests.support.perdure_server import REPO, server_command, wait_ready
+from tests.support.processes import Restartable, free_port
 
 TTL = 5.0
 """The lease TTL of a node (perdure's default)."""
 
 
 @dataclass
-class Node:
+class Node(Restartable):
+    """One ``perdure server`` of the cluster; the process faults are ``Restartable``'s."""
+
     name: str
     dsn: str
     tmp: Path
     ingress_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
     args: tuple[str, ...] = ()
-    child: Child | None = None
-    starts: int = 0
 
     @property
     def ingress(self) -> str:
@@ -53,50 +50,16 @@ class Node:
         return f"{self.dsn}{sep}application_name=perdure-store-{self.name}"
 
     def start(self, *, wait: bool = True) -> None:
-        self.starts += 1
-        self.child = Child(
-            f"node {self.name}",
-            [
-                sys.executable, "-m", "perdure.cli", "server",
-                "--store", self.store_dsn,
-                "--node-name", self.name,
-                "--data-dir", str(self.tmp / f"node-{self.name}"),
-                "--ingress-bind", f"127.0.0.1:{self.ingress_port}",
-                "--admin-bind", f"127.0.0.1:{self.admin_port}",
-                "--no-ui",
-                *self.args,
-            ],
-            self.tmp / f"node-{self.name}-{self.starts}.log",
-            cwd=REPO,
+        command = server_command(
+            self.tmp / f"node-{self.name}", self.ingress_port, self.admin_port,
+            "--store", self.store_dsn, "--node-name", self.name, "--no-ui", *self.args,
         )  # fmt: skip
+        self.spawn(f"node {self.name}", command, self.tmp / f"node-{self.name}", cwd=REPO)
         if wait:
             self.wait_ready()
 
     def wait_ready(self) -> None:
-        assert self.child is not None
-        wait_http(self.admin + "/health", f"node {self.name} admin", self.child)
-        wait_http(self.ingress + "/restate/health", f"node {self.name} ingress", self.child)
-
-    def alive(self) -> bool:
-        return self.child is not None and self.child.alive()
-
-    def kill(self) -> None:
-        if self.child is not None:
-            self.child.kill()
-
-    def stop(self) -> None:
-        if self.child is not None:
-            self.child.stop()
-
-    def signal(self, signum: int) -> None:
-        assert self.child is not None
-        os.killpg(self.child.proc.pid, signum)
-
-    def exit_code(self) -> int | None:
-        return None if self.child is None else self.child.proc.poll()
-
-    def log(self) -> str:
-        return "" if self.child is None else self.child.log_tail(60)
+        wait_ready(f"node {self.name}", self.admin, self.ingress, self.child)
 
 
 @dataclass
@@ -156,8 +119,7 @@ class Cluster:
     def close(self) -> None:
         self.http.close()
         for node in self.nodes:
-            with contextlib.suppress(ProcessLookupError, PermissionError, AssertionError):
-                node.signal(signal.SIGCONT)
+            node.thaw()
             node.stop()
 
 

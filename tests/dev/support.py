@@ -15,9 +15,22 @@ from typing import Any
 
 import httpx
 
+from tests.support.postgres import shared_server, wanted_store
 from tests.support.processes import Child, free_port
 
 REPO = Path(__file__).resolve().parents[2]
+_databases: dict[Path, str] = {}
+"""With $PERDURE_TEST_STORE=postgres: the database of each data dir, so that a ``perdure dev``
+started again on the same data dir finds what the last one stored."""
+
+
+def _store_args(data_dir: Path, args: Sequence[str]) -> tuple[str, ...]:
+    """``--store`` on the session's PostgreSQL when the tests run on it (unless a test chose)."""
+    if wanted_store() != "postgres" or "--store" in args:
+        return ()
+    if data_dir not in _databases:
+        _databases[data_dir] = shared_server().create_database("dev")
+    return ("--store", _databases[data_dir])
 
 
 @dataclass
@@ -33,11 +46,12 @@ class DevProcess:
         args: Sequence[str] = (), log_name: str = "dev.log",
     ) -> Iterator[DevProcess]:  # fmt: skip
         ingress_port, admin_port = free_port(), free_port()
+        data = data_dir or tmp / "data"
         child = Child(
             "perdure dev",
             [
                 sys.executable, "-m", "perdure.cli", "dev", target,
-                "--data-dir", str(data_dir or tmp / "data"),
+                "--data-dir", str(data), *_store_args(data.resolve(), args),
                 "--ingress-bind", f"127.0.0.1:{ingress_port}",
                 "--admin-bind", f"127.0.0.1:{admin_port}",
                 *args,

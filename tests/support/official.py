@@ -116,13 +116,7 @@ class RestateServer:
 
     def register(self, uri: str, *, use_http_11: bool = False, force: bool = True) -> Any:
         """Register a deployment and wait until the ingress knows its services."""
-        resp = self.http.post(
-            self.admin + "/deployments",
-            json={"uri": uri, "use_http_11": use_http_11, "force": force},
-        )
-        if resp.status_code not in (200, 201):
-            raise RuntimeError(f"registering {uri}: {resp.status_code} {resp.text}")
-        body = resp.json()
+        body = post_deployment(self.http, self.admin, uri, use_http_11=use_http_11, force=force)
         names = {s["name"] for s in body.get("services", [])}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -140,6 +134,19 @@ class RestateServer:
         resp.raise_for_status()
         rows: list[dict[str, Any]] = resp.json().get("rows", [])
         return rows
+
+
+def post_deployment(
+    http: httpx.Client, admin: str, uri: str, *, use_http_11: bool, force: bool
+) -> Any:
+    """``POST /deployments`` on the admin API (Restate's, which perdure speaks too); its answer,
+    or an error saying what the server said."""
+    resp = http.post(
+        admin + "/deployments", json={"uri": uri, "use_http_11": use_http_11, "force": force}
+    )
+    if resp.status_code not in (200, 201):
+        raise RuntimeError(f"registering {uri}: {resp.status_code} {resp.text}")
+    return resp.json()
 
 
 @contextmanager

@@ -20,15 +20,15 @@ from typing import Any
 
 import httpx
 
+from tests.support.official import post_deployment
 from tests.support.postgres import shared_server, wanted_store
-from tests.support.processes import Child, free_port, wait_http
+from tests.support.processes import Child, Restartable, free_port, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class PerdureServer:
-    child: Child
+class PerdureServer(Restartable):
     ingress: str
     admin: str
     data_dir: Path
@@ -36,7 +36,6 @@ class PerdureServer:
     ingress_port: int
     admin_port: int
     args: tuple[str, ...] = ()
-    starts: int = 1
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
 
     @classmethod
@@ -51,48 +50,34 @@ class PerdureServer:
         if (store or wanted_store()) == "postgres":
             args = (*args, "--store", shared_server().create_database())
         ingress_port, admin_port = free_port(), free_port()
-        data = tmp / "perdure-data"
         server = cls(
-            _spawn(tmp, data, ingress_port, admin_port, 1, tuple(args)),
             ingress=f"http://127.0.0.1:{ingress_port}",
             admin=f"http://127.0.0.1:{admin_port}",
-            data_dir=data,
+            data_dir=tmp / "perdure-data",
             tmp=tmp,
             ingress_port=ingress_port,
             admin_port=admin_port,
             args=tuple(args),
         )
         try:
-            server._wait()
+            server._spawn()
             yield server
         finally:
             server.http.close()
-            server.child.stop()
+            server.stop()
 
-    def _wait(self) -> None:
-        wait_http(self.admin + "/health", "perdure server admin", self.child)
-        wait_http(self.ingress + "/restate/health", "perdure server ingress", self.child)
-
-    def kill(self) -> None:
-        """SIGKILL the server (no graceful stop)."""
-        self.child.kill()
+    def _spawn(self) -> None:
+        command = server_command(self.data_dir, self.ingress_port, self.admin_port, *self.args)
+        self.spawn("perdure server", command, self.tmp / "perdure-server", cwd=REPO)
+        wait_ready("perdure server", self.admin, self.ingress, self.child)
 
     def restart(self) -> None:
         """Start again on the same data directory and ports (after kill() or stop)."""
-        self.child.stop()
-        self.starts += 1
-        self.child = _spawn(self.tmp, self.data_dir, self.ingress_port, self.admin_port,
-                            self.starts, self.args)  # fmt: skip
-        self._wait()
+        self.stop()
+        self._spawn()
 
     def register(self, uri: str, *, use_http_11: bool = False, force: bool = True) -> Any:
-        resp = self.http.post(
-            self.admin + "/deployments",
-            json={"uri": uri, "use_http_11": use_http_11, "force": force},
-        )
-        if resp.status_code not in (200, 201):
-            raise RuntimeError(f"registering {uri}: {resp.status_code} {resp.text}")
-        return resp.json()
+        return post_deployment(self.http, self.admin, uri, use_http_11=use_http_11, force=force)
 
     def invocations(self) -> list[dict[str, Any]]:
         resp = self.http.get(self.admin + "/invocations")
@@ -109,25 +94,22 @@ class PerdureServer:
             return []
         return sorted(int(p) for p in text.split())
 
-    def log_tail(self) -> str:
-        return self.child.log_tail(80)
+
+def server_command(data_dir: Path, ingress_port: int, admin_port: int, *args: str) -> list[str]:
+    """``perdure server`` on ``data_dir`` and the loopback ports, with the extra flags ``args``."""
+    return [
+        sys.executable, "-m", "perdure.cli", "server",
+        "--data-dir", str(data_dir),
+        "--ingress-bind", f"127.0.0.1:{ingress_port}",
+        "--admin-bind", f"127.0.0.1:{admin_port}",
+        *args,
+    ]  # fmt: skip
 
 
-def _spawn(  # noqa: PLR0917
-    tmp: Path, data: Path, ingress_port: int, admin_port: int, n: int, args: tuple[str, ...]
-) -> Child:
-    return Child(
-        "perdure server",
-        [
-            sys.executable, "-m", "perdure.cli", "server",
-            "--data-dir", str(data),
-            "--ingress-bind", f"127.0.0.1:{ingress_port}",
-            "--admin-bind", f"127.0.0.1:{admin_port}",
-            *args,
-        ],
-        tmp / f"perdure-server-{n}.log",
-        cwd=REPO,
-    )  # fmt: skip
+def wait_ready(what: str, admin: str, ingress: str, child: Child) -> None:
+    """Until both the admin API and the ingress answer (or ``child`` exits: its log's tail)."""
+    wait_http(admin + "/health", f"{what} admin", child)
+    wait_http(ingress + "/restate/health", f"{what} ingress", child)
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 30.0, interval: float = 0.05) -> Any:

@@ -1,5 +1,5 @@
-"""Real processes for tests: free ports, child processes that are always cleaned up, waiting for
-a port or an HTTP endpoint to answer."""
+"""Real processes for tests: free ports, child processes that are always cleaned up, servers that
+tests kill and start again, waiting for a port or an HTTP endpoint to answer."""
 
 from __future__ import annotations
 
@@ -56,6 +56,10 @@ class Child:
         except OSError:
             return ""
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the whole group (SIGSTOP/SIGCONT to freeze and thaw it)."""
+        os.killpg(self.proc.pid, signum)
+
     def kill(self) -> None:
         """SIGKILL the whole group (crash tests)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -69,6 +73,61 @@ class Child:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
         self.kill()
+
+
+class Restartable:
+    """A server that a test starts, kills and starts again: it owns the current ``Child`` (a new
+    one per start, logging to ``{log_stem}-{n}.log`` so that a killed run's log outlives the
+    restart) and the faults done to it. Before the first start there is no process: ``kill``,
+    ``stop`` and ``alive`` see nothing to end, ``child`` and ``signal`` fail an assertion."""
+
+    starts: int = 0
+    """How many times it was started."""
+    _child: Child | None = None
+
+    def spawn(
+        self, name: str, args: Sequence[str], log_stem: Path, *, cwd: Path | None = None
+    ) -> Child:
+        """Start the next run (the previous one must have ended: ``kill`` or ``stop`` it)."""
+        self.starts += 1
+        log = log_stem.with_name(f"{log_stem.name}-{self.starts}.log")
+        self._child = Child(name, args, log, cwd=cwd)
+        return self._child
+
+    @property
+    def child(self) -> Child:
+        """The current run (or the last one, once it ended)."""
+        assert self._child is not None, "the process was never started"
+        return self._child
+
+    def alive(self) -> bool:
+        return self._child is not None and self._child.alive()
+
+    def kill(self) -> None:
+        """SIGKILL (no graceful stop)."""
+        if self._child is not None:
+            self._child.kill()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self._child is not None:
+            self._child.stop()
+
+    def signal(self, signum: int) -> None:
+        self.child.signal(signum)
+
+    def thaw(self) -> None:
+        """SIGCONT the run if there is one (a test may have left it frozen by SIGSTOP)."""
+        if self._child is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                self._child.signal(signal.SIGCONT)
+
+    def exit_code(self) -> int | None:
+        """The last run's exit status; None while it runs (or before the first start)."""
+        return None if self._child is None else self._child.proc.poll()
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "" if self._child is None else self._child.log_tail(lines)
 
 
 def wait_http(url: str, what: str, child: Child | None = None, timeout: float = 30.0) -> None:

@@ -4,14 +4,18 @@ copes with deployments that misbehave below the level any SDK would.
 
     with raw_deployment(answer=b"garbage") as url:
         admin.post("/deployments", json={"uri": url})
+
+Under it, ``raw_server`` runs any hand-written behaviour per connection (e.g. a fake ingress that
+stalls mid-answer, for the client's tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -37,34 +41,51 @@ def raw_deployment(
     seconds if set), then ``flood_bytes`` spaces, then closes; with ``hang`` it sends nothing and
     keeps the connection open until the deployment stops.
     """
+
+    def serve(conn: socket.socket, stopping: threading.Event) -> None:
+        conn.settimeout(5.0)
+        conn.recv(65536)
+        if hang:
+            stopping.wait()
+            return
+        if drip_interval is None:
+            conn.sendall(answer)
+        else:
+            for byte in answer:
+                if stopping.wait(drip_interval):
+                    return
+                conn.sendall(bytes([byte]))
+        chunk = b" " * 65536
+        sent = 0
+        while sent < flood_bytes and not stopping.is_set():
+            conn.sendall(chunk)
+            sent += len(chunk)
+        time.sleep(0.2)  # let the peer read before the close
+
+    with raw_server(serve) as url:
+        yield url
+
+
+@contextmanager
+def raw_server(
+    serve: Callable[[socket.socket, threading.Event], None], *, join: bool = False
+) -> Iterator[str]:
+    """Serve on a free loopback port; yields ``http://127.0.0.1:port``.
+
+    Each connection is handed to ``serve(conn, stopping)`` in a thread of its own, closed when
+    it returns (an ``OSError`` in it just ends the connection). At the end ``stopping`` is set:
+    a handler that waits must wait on it; with ``join`` each handler is then waited for (10 s
+    at most), so that none outlives the test.
+    """
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)  # so that the acceptor notices the stop
+    listener.settimeout(0.1)  # so that the acceptor notices the stop
     port = listener.getsockname()[1]
     stopping = threading.Event()
+    handlers: list[threading.Thread] = []
 
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.settimeout(5.0)
-                conn.recv(65536)
-                if hang:
-                    stopping.wait()
-                    return
-                if drip_interval is None:
-                    conn.sendall(answer)
-                else:
-                    for byte in answer:
-                        if stopping.wait(drip_interval):
-                            return
-                        conn.sendall(bytes([byte]))
-                chunk = b" " * 65536
-                sent = 0
-                while sent < flood_bytes and not stopping.is_set():
-                    conn.sendall(chunk)
-                    sent += len(chunk)
-                time.sleep(0.2)  # let the peer read before the close
-            except OSError:
-                pass
+    def handle(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            serve(conn, stopping)
 
     def accept() -> None:
         while not stopping.is_set():
@@ -74,7 +95,9 @@ def raw_deployment(
                 continue
             except OSError:
                 return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            handler = threading.Thread(target=handle, args=(conn,), daemon=True)
+            handler.start()
+            handlers.append(handler)
 
     acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()
@@ -84,3 +107,6 @@ def raw_deployment(
         stopping.set()
         acceptor.join(5)
         listener.close()
+        if join:
+            for handler in handlers:
+                handler.join(10)

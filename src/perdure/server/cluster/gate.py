@@ -5,7 +5,8 @@ A node frozen past its lease (SIGSTOP, a stall) wakes up with effects that were 
 froze and not yet sent: a journal ack, a completion, an attempt start. Its attempts are zombies by
 then: another node took the partitions over and re-runs those invocations. Sending the ack would
 let the zombie's handler go on and execute a step the new owner already ran and acknowledged. So
-the engine's attempt runner sits behind this gate: by this node's own monotonic clock, a lease is
+the engine's attempt runner sits behind this gate, and so does every socket write to a
+deployment (``hold``): by this node's own monotonic clock, a lease is
 sure only until the start of the last successful renewal plus the TTL minus a margin (PostgreSQL
 expires it no earlier); past that, ``start`` and ``forward`` are held, in order, until the next
 renewal confirms the leases (then they go out) or finds them taken over (then the node stops and
@@ -64,17 +65,26 @@ class LeaseGate:
     def holding(self) -> int:
         return len(self._held)
 
+    def hold(self, send: Callable[[], None]) -> bool:
+        """The check at the moment of writing to a deployment (``invoker.h2.SendGate``): True
+        when the leases are not sure, or something is already held, and then ``send`` runs
+        after what is held. Checking only when effects leave the engine is not enough: the
+        invoker writes them a few loop turns later, and a node paused in between would write
+        them on waking, after its leases moved."""
+        if not self._held and self.clock.sure():
+            return False
+        if not self._held:
+            log.warning(
+                "the leases are not sure (no renewal for %.1fs): holding what goes to "
+                "deployments until the next renewal",
+                self.clock.ttl - MARGIN,
+            )
+        self._held.append(send)
+        return True
+
     def _pass(self, call: Callable[[], None]) -> None:
-        if self._held or not self.clock.sure():
-            if not self._held:
-                log.warning(
-                    "the leases are not sure (no renewal for %.1fs): holding what goes to "
-                    "deployments until the next renewal",
-                    self.clock.ttl - MARGIN,
-                )
-            self._held.append(call)
-            return
-        call()
+        if not self.hold(call):
+            call()
 
     def confirmed(self) -> None:
         """The leases were renewed: send what was held, in order (on the event loop)."""

@@ -145,7 +145,9 @@ async def join(runtime: Any, config: Any, fence: LeaseFence) -> ClusterRouting:
     except ClusterError as exc:  # the cluster's tables disagree with this node: say how, stop
         log.error("%s", exc)
         raise SystemExit(1) from None
-    engine.invoker = node.guard(runtime.invoker)
+    gate = node.guard(runtime.invoker)
+    runtime.invoker.pool.gate = gate
+    engine.invoker = gate
     routing = ClusterRouting.wire(runtime, node, config.protection.admin_token)
     await routing.start()
     log.info(

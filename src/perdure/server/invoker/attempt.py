@@ -20,7 +20,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -277,10 +277,14 @@ class Attempt:
         _, _, path = self._path()
         url = urlsplit(self.plan.uri)
         full = f"{url.scheme}://{url.netloc}{path}"
+        headers = self._headers()
+        content: bytes | AsyncIterator[bytes] = self.plan.payload
+        if self.pool.gate is not None:
+            headers.append(("content-length", str(len(self.plan.payload))))
+            content = self._gated_body()
         response = await self.http11.post(
-            full, content=self.plan.payload, headers=self._headers(),
-            timeout=self.plan.abort_timeout,
-        )  # fmt: skip
+            full, content=content, headers=headers, timeout=self.plan.abort_timeout
+        )
         if not self._check_head(response.status_code, response.headers.get("content-type")):
             return
         decoder = FrameDecoder()
@@ -291,6 +295,22 @@ class Attempt:
                 return
         decoder.finish()
         self._fail(500, NO_TERMINAL)
+
+    async def _gated_body(self) -> AsyncIterator[bytes]:
+        """The HTTP/1.1 request body, asked for by the client right before it writes it: the
+        pool's gate (a cluster node's leases) is checked then, as the HTTP/2 connections check
+        it at every write. The head alone starts nothing: an SDK waits for Start."""
+        gate = self.pool.gate
+        assert gate is not None
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def go() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        if gate.hold(go):
+            await ready
+        yield self.plan.payload
 
     def _check_head(self, status: int, content_type: str | None) -> bool:
         expected = invocation_content_type(self.plan.protocol_version)

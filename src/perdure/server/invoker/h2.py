@@ -15,6 +15,10 @@ is sent a PING, and no answer within ``PING_TIMEOUT`` declares it dead: its stre
 engine retries their attempts) and the pool opens a fresh one. A GOAWAY with NO_ERROR drains:
 the streams the peer accepted finish, the ones above its last stream id fail with
 ``H2Refused`` (the peer never saw them: safe to send again), and no new stream goes there.
+
+A pool may be given a ``SendGate`` (a cluster node's lease gate): every socket write asks it
+first, at the moment of writing, so that bytes produced while this node could still send do not
+leave after it lost the right (a process paused between producing and writing them).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import h2.config
 import h2.connection
@@ -40,6 +44,12 @@ WINDOW = 16 * 1024 * 1024
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 20.0
 PING_TIMEOUT = 5.0
+
+
+class SendGate(Protocol):
+    def hold(self, send: Callable[[], None]) -> bool:
+        """True when nothing may be sent now; ``send`` is then called once it may."""
+        ...
 
 
 class H2Error(Exception):
@@ -156,7 +166,13 @@ class H2Stream:
 
 
 class H2Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        gate: SendGate | None = None,
+    ) -> None:
+        self._gate = gate
         self._h2 = _DrainingClient(config=_CONFIG)
         self._h2.encoder = _PlainEncoder()
         self._reader = reader
@@ -180,14 +196,14 @@ class H2Connection:
         self._keepalive_task = self._loop.create_task(self._keepalive())
 
     @classmethod
-    async def open(cls, host: str, port: int) -> H2Connection:
+    async def open(cls, host: str, port: int, gate: SendGate | None = None) -> H2Connection:
         """Connect and wait for the peer's SETTINGS, within ``CONNECT_TIMEOUT``."""
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 reader, writer = await asyncio.open_connection(host, port)
         except TimeoutError:
             raise H2Error(f"connecting to {host}:{port} timed out") from None
-        connection = cls(reader, writer)
+        connection = cls(reader, writer, gate)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 await connection._ready.wait()
@@ -292,6 +308,8 @@ class H2Connection:
 
     def _write_now(self) -> None:
         self._write_scheduled = False
+        if self._gate is not None and self._gate.hold(self._write_now):
+            return  # the state machine keeps the bytes; they leave when the gate says so
         data = self._h2.data_to_send()
         if data and not self._writer.is_closing():
             self._writer.write(data)
@@ -413,6 +431,8 @@ class H2Pool:
     """HTTP/2 connections per (host, port); a new one when all are at their stream limit."""
 
     def __init__(self) -> None:
+        self.gate: SendGate | None = None
+        """Asked before every write of the connections opened from now on."""
         self._connections: dict[tuple[str, int], list[H2Connection]] = {}
         self._opening: dict[tuple[str, int], asyncio.Lock] = {}
 
@@ -435,7 +455,7 @@ class H2Pool:
             self._connections[key] = conns
             conn = next((c for c in conns if c.has_capacity), None)
             if conn is None:
-                conn = await H2Connection.open(host, port)
+                conn = await H2Connection.open(host, port, self.gate)
                 conns.append(conn)
             try:
                 return conn.request(method, authority, path, headers, end_stream=end_stream)
