@@ -44,10 +44,10 @@ class Deadlines:
         return len(self._due)
 
     def _check(self) -> None:
-        self._tick = None
         loop = self._loop
-        if loop is None:
-            return
+        if loop is None or asyncio.get_running_loop() is not loop:
+            return  # the tick of a loop this app left
+        self._tick = None
         now = loop.time()
         fired = []
         for key, (when, callback) in self._due.items():
