@@ -7,8 +7,9 @@ ingress clients send small request/response exchanges. A general-purpose ASGI se
 a small handler's CPU on per-frame machinery (a task and a buffer per body, a socket write per
 frame or per event); here a stream is one task running the app, its request body a queue, and
 what is produced during one turn of the event loop (answers of many streams, flow-control
-acknowledgements) leaves in one socket write. HTTP/1.1 is parsed here, one request at a time per
-connection, the response buffered and written at once (request/response needs no more).
+acknowledgements) leaves in one socket write. HTTP/2 framing is ``perdure.http2``'s (a
+sans-IO server state machine); HTTP/1.1 is parsed here, one request at a time per connection,
+the response buffered and written at once (request/response needs no more).
 
 Graceful stop: stop accepting, end each HTTP/2 connection with a GOAWAY that names the last
 stream served (those finish, later ones are refused: the client may send them again elsewhere),
@@ -214,7 +215,7 @@ _CONNECTION_HEADERS = frozenset(
 
 def _response_head(message: Message) -> list[tuple[bytes, bytes]]:
     """The HTTP/2 response head of an ASGI ``http.response.start``: lower-case names, no
-    connection headers. Done here once, instead of h2's generic per-header normalisation and
+    connection headers. Done here once, instead of a generic per-header normalisation and
     validation of outbound headers (several generator passes per header)."""
     head = [(b":status", str(message["status"]).encode())]
     for raw, value in message.get("headers", ()):
