@@ -26,9 +26,11 @@ class Deadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.TimerHandle | None = None
 
-    def add(self, key: Hashable, callback: Callable[[], None]) -> None:
-        """Call ``callback`` ``delay`` seconds from now unless ``discard(key)`` comes first."""
-        loop = asyncio.get_running_loop()
+    def add(
+        self, key: Hashable, callback: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Call ``callback`` ``delay`` seconds from now (on ``loop``, the running one) unless
+        ``discard(key)`` comes first."""
         if loop is not self._loop:  # an app served again by another event loop
             self._due.clear()
             self._loop, self._tick = loop, None

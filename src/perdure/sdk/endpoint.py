@@ -148,13 +148,12 @@ class App:
                 await _respond(send, 415, message.encode())
                 return
             task = asyncio.current_task()
-            if task is not None:
-                self.inflight.add(task)
+            assert task is not None  # an ASGI app runs in a task
+            self.inflight.add(task)
             try:
-                await _invoke(self, handler, receive, send)
+                await _invoke(self, handler, receive, send, task)
             finally:
-                if task is not None:
-                    self.inflight.discard(task)
+                self.inflight.discard(task)
         else:
             await _respond(send, 404, b"not found")
 
@@ -214,9 +213,11 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _invoke(app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
-    """One attempt: stream the VM's output while feeding it the request body."""
-    attempt = _Attempt(app, handler, receive, send)
+async def _invoke(
+    app: App, handler: HandlerDef, receive: Receive, send: Send, task: asyncio.Task[Any]
+) -> None:
+    """One attempt (in ``task``): stream the VM's output while feeding it the request body."""
+    attempt = _Attempt(app, handler, receive, send, task)
     try:
         await attempt.run()
     finally:
@@ -243,8 +244,12 @@ class _Attempt:
     has the rest read inline after its end: no reader task at all.
     """
 
-    def __init__(self, app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, app: App, handler: HandlerDef, receive: Receive, send: Send, task: asyncio.Task[Any]
+    ) -> None:
         self.app = app
+        self.task = task
+        self.loop = task.get_loop()  # asyncio.get_running_loop() is a getpid() call on 3.11
         self.vm = VM()
         self.inv = Invocation(self.vm, handler, clock=app.clock)
         self.receive, self.send = receive, send
@@ -288,7 +293,7 @@ class _Attempt:
             if self.vm.ready and not self.vm.closed:
                 invocation_id = self.vm.start_info().invocation_id
                 self.app.live[invocation_id] = self.inv
-                handler_task = asyncio.create_task(self.inv.run_handler(context_for(self.inv)))
+                handler_task = self.loop.create_task(self.inv.run_handler(context_for(self.inv)))
                 self._handler_task = handler_task
                 await self._pump(handler_task)
             if self._cut:
@@ -312,9 +317,8 @@ class _Attempt:
     async def _drain(self) -> None:
         """Wait for the end of the request, for ``DRAIN_TIMEOUT`` at most; read it here when
         the handler never waited for the server (so no reader started)."""
-        task = asyncio.current_task()
-        assert task is not None
-        self.app._drains.add(self, lambda: self._drain_over(task))
+        task = self.task
+        self.app._drains.add(self, lambda: self._drain_over(task), self.loop)
         try:
             if self._reader is None and not self._ending:
                 self.inv.need_input = None
@@ -334,7 +338,7 @@ class _Attempt:
     def _start_reader(self) -> None:
         """The handler waits for the server: read the request body as it comes from now on."""
         if self._reader is None and not self.input_done.is_set():
-            self._reader = asyncio.create_task(self._read(until_ready=False))
+            self._reader = self.loop.create_task(self._read(until_ready=False))
 
     async def _pump(self, handler_task: asyncio.Task[None]) -> None:
         """Send output as the handler produces it, until the handler is over. One event wakes
@@ -342,7 +346,7 @@ class _Attempt:
         per wait."""
         output = self.inv.output
         handler_task.add_done_callback(lambda _: output.set())
-        self.app._heads.add(self, output.set)
+        self.app._heads.add(self, output.set, self.loop)
         try:
             while True:
                 output.clear()
