@@ -2,6 +2,7 @@
 
     python -m bench.sdkcpu                      # perdure's SDK, 3 x 3000 invocations, 16 in flight
     python -m bench.sdkcpu --sdk official --invocations 2000 --rounds 5
+    python -m bench.sdkcpu --profile /tmp/sdk.raw  # py-spy of the deployment, hottest printed
 
 Starts the bench deployment (bench/perdure_services.py on ``perdure.serve``, or bench/services.py
 on hypercorn) and drives ``BenchNoop/echo`` invocations at it over one HTTP/2 connection with the
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.cpu import cpu_seconds
+from bench.profiling import recording, render
 from bench.targets import deployment
 from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType
 from perdure.protocol import messages as m
@@ -90,13 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocations", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--profile", type=Path, metavar="RAW",
+        help="sample the deployment with py-spy during the rounds into RAW (collapsed stacks) "
+        "and print its hottest functions (the profiler's own cost inflates the CPU figures)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     results = []
     with (
         tempfile.TemporaryDirectory(prefix="perdure-sdkcpu-") as tmp,
         deployment(Path(tmp), sdk=args.sdk) as dep,
+        contextlib.ExitStack() as profiling,
     ):
         asyncio.run(_round(dep.url, 200, args.concurrency))  # warm-up
+        if args.profile is not None:
+            profiling.enter_context(recording(dep.pid, args.profile))
         for r in range(args.rounds):
             before, wall = cpu_seconds(dep.pid), time.monotonic()
             driver = asyncio.run(_round(dep.url, args.invocations, args.concurrency))
@@ -111,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"round {r + 1}: {args.sdk} SDK {sdk_ms:.3f} ms/inv, driver (the server's h2 "
                 f"client) {driver_ms:.3f} ms/inv, {args.invocations / wall:.0f} inv/s"
             )
+    if args.profile is not None:
+        print(render(args.profile, top=25))
     sdk_best, driver_best = min(s for s, _ in results), min(d for _, d in results)
     print(f"best: {args.sdk} SDK {sdk_best:.3f} ms/inv; driver {driver_best:.3f} ms/inv")
     return 0

@@ -7,8 +7,9 @@ ingress clients send small request/response exchanges. A general-purpose ASGI se
 a small handler's CPU on per-frame machinery (a task and a buffer per body, a socket write per
 frame or per event); here a stream is one task running the app, its request body a queue, and
 what is produced during one turn of the event loop (answers of many streams, flow-control
-acknowledgements) leaves in one socket write. HTTP/1.1 is parsed here, one request at a time per
-connection, the response buffered and written at once (request/response needs no more).
+acknowledgements) leaves in one socket write. HTTP/2 framing is ``perdure.http2``'s (a
+sans-IO server state machine); HTTP/1.1 is parsed here, one request at a time per connection,
+the response buffered and written at once (request/response needs no more).
 
 Graceful stop: stop accepting, end each HTTP/2 connection with a GOAWAY that names the last
 stream served (those finish, later ones are refused: the client may send them again elsewhere),
@@ -22,18 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
+from perdure import http2
 
 log = logging.getLogger("perdure.http")
 
@@ -218,7 +215,7 @@ _CONNECTION_HEADERS = frozenset(
 
 def _response_head(message: Message) -> list[tuple[bytes, bytes]]:
     """The HTTP/2 response head of an ASGI ``http.response.start``: lower-case names, no
-    connection headers. Done here once, instead of h2's generic per-header normalisation and
+    connection headers. Done here once, instead of a generic per-header normalisation and
     validation of outbound headers (several generator passes per header)."""
     head = [(b":status", str(message["status"]).encode())]
     for raw, value in message.get("headers", ()):
@@ -228,13 +225,67 @@ def _response_head(message: Message) -> list[tuple[bytes, bytes]]:
     return head
 
 
-# Inbound headers (from the network) are still checked by h2.
-_CONFIG = h2.config.H2Configuration(
-    client_side=False,
-    header_encoding=None,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
-)
+# Headers are checked here (``_request_head``, ``_response_head``), in one pass each.
+
+
+class _Malformed(Exception):
+    """A request head HTTP/2 forbids (RFC 9113 8.2, 8.3): the stream is reset, PROTOCOL_ERROR."""
+
+
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]").search
+"""A byte a field name may not hold in HTTP/2 (a token, lower case)."""
+_BAD_VALUE = re.compile(rb"[\r\n\x00]").search
+"""A byte no field value may hold (one regex search: three ``in`` tests cost 3x more)."""
+_REQUEST_PSEUDO = frozenset({b":method", b":path", b":scheme", b":authority", b":protocol"})
+
+
+def _request_head(
+    fields: list[tuple[bytes, bytes]] | list[Any],
+) -> tuple[str, bytes, list[tuple[bytes, bytes]]]:
+    """(method, target, headers) of a decoded request header block, checked as RFC 9113 asks:
+    lower-case token names, no CR/LF/NUL in values, pseudo-headers first, known and once each,
+    :method and :path present (but for CONNECT), no connection-specific fields; split cookie
+    fields joined back. ``:authority`` becomes ``host``."""
+    method: bytes | None = None
+    target: bytes | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    pseudo: set[bytes] = set()
+    regular = False
+    cookies: list[bytes] | None = None
+    # One search over all values and one over all regular names: a search per field costs more.
+    if _BAD_VALUE(b"".join([field[1] for field in fields])):
+        raise _Malformed("a line break or NUL in a field value")
+    for name, value in fields:
+        if name[:1] == b":":
+            if regular or name not in _REQUEST_PSEUDO or name in pseudo:
+                raise _Malformed(f"pseudo-header {bytes(name)[:40]!r} out of place")
+            pseudo.add(name)
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                target = value
+            elif name == b":authority":
+                headers.append((b"host", value))
+            continue
+        regular = True
+        if not name:
+            raise _Malformed("an empty field name")
+        if name in _CONNECTION_HEADERS or (name == b"te" and value != b"trailers"):
+            raise _Malformed(f"connection-specific field {bytes(name)[:40]!r}")
+        if name == b"cookie":
+            if cookies is None:
+                cookies = []
+            cookies.append(value)
+        else:
+            headers.append((name, value))
+    if method is None or (method != b"CONNECT" and not target):
+        raise _Malformed("no :method or :path")
+    bad = _BAD_NAME(b"".join([name for name, _ in headers]))
+    if bad is not None:
+        raise _Malformed(f"a field name with {bad.group()!r}")
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    return method.decode("latin-1"), target or b"", headers
 
 
 class _H2Connection:
@@ -246,7 +297,7 @@ class _H2Connection:
         self.writer = writer
         self.work = work
         self.loop = asyncio.get_running_loop()
-        self.h2 = h2.connection.H2Connection(config=_CONFIG)
+        self.h2 = http2.ServerConnection(window=WINDOW, max_streams=MAX_STREAMS)
         self.streams: dict[int, _H2Stream] = {}
         self.window_open = asyncio.Event()
         self.accepting = True
@@ -258,25 +309,20 @@ class _H2Connection:
         self._write_scheduled = False
 
     async def run(self, first: bytes) -> None:
-        self.h2.initiate_connection()
-        self.h2.update_settings({
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW,
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
-        })  # fmt: skip
-        self.h2.increment_flow_control_window(WINDOW)
         data = first
         while data and not self.closed:
             try:
-                events = self.h2.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                log.warning("HTTP/2 protocol error, closing: %s %s", type(exc).__name__, exc)
-                self._write_now()  # h2 queued the GOAWAY that says why
+                events = self.h2.receive(data)
+            except http2.ConnectionFailed as exc:
+                log.warning("HTTP/2 protocol error, closing: %s", exc)
+                self._write_now()  # the GOAWAY that says why
                 return
             for event in events:
                 self._handle(event)
-            # Deferred: the app tasks just woken run first in this turn, and their answers
-            # leave in the same write as the acknowledgements.
-            self._flush()
+            if self.h2.out:
+                # Deferred: the app tasks just woken run first in this turn, and their answers
+                # leave in the same write as the acknowledgements.
+                self._flush()
             if self.closed:
                 return
             data = await self.reader.read(READ_CHUNK)
@@ -284,57 +330,46 @@ class _H2Connection:
             stream.ended = True
             stream.push({"type": "http.disconnect"})
 
-    def _handle(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
-            self._request(event)
-        elif isinstance(event, h2.events.DataReceived):
-            if event.flow_controlled_length:
-                with contextlib.suppress(h2.exceptions.StreamClosedError):
-                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and event.data:
-                stream.push({"type": "http.request", "body": event.data, "more_body": True})
-        elif isinstance(event, h2.events.StreamEnded):  # h2 reports END_STREAM as its own event
-            stream = self.streams.get(event.stream_id)
+    def _handle(self, event: http2.Event) -> None:
+        kind, stream_id, payload = event
+        if kind == http2.BODY:
+            stream = self.streams.get(stream_id)
             if stream is not None:
-                stream.push({"type": "http.request", "body": b"", "more_body": False})
-        elif isinstance(event, h2.events.StreamReset):
-            stream = self.streams.pop(event.stream_id, None)
+                data, end = payload
+                if data or end:
+                    stream.push({"type": "http.request", "body": data, "more_body": not end})
+        elif kind == http2.REQUEST:
+            self._request(stream_id, payload[0], payload[1])
+        elif kind == http2.RESET:
+            stream = self.streams.pop(stream_id, None)
             if stream is not None:
                 stream.ended = True
                 stream.push({"type": "http.disconnect"})
-        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+        elif kind == http2.WINDOW:
             self.window_open.set()
-        elif isinstance(event, h2.events.ConnectionTerminated):
+        elif kind == http2.TERMINATED:
             self.close()
 
-    def _request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
+    def _request(self, stream_id: int, fields: list[Any], end: bool) -> None:
         if not self.accepting or (self.goaway_last is not None and stream_id > self.goaway_last):
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self.h2.reset(stream_id, http2.REFUSED_STREAM)
             return
         self.requests += 1
         limit = self.work.max_requests
         if limit is not None and self.requests >= limit:
             # After this one, which is served; the streams after it that arrived in the same read
-            # are refused (h2 counts them in highest_inbound_stream_id already).
+            # are refused (counted in highest_stream_id already).
             self._goaway(stream_id)
-        method, target = "GET", b"/"
-        headers: list[tuple[bytes, bytes]] = []
-        for name, value in event.headers or []:
-            assert isinstance(name, bytes)
-            assert isinstance(value, bytes)
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value.decode("latin-1")
-                elif name == b":path":
-                    target = value
-                elif name == b":authority":
-                    headers.append((b"host", value))
-            else:
-                headers.append((name, value))
+        try:
+            method, target, headers = _request_head(fields)
+        except _Malformed as exc:
+            log.debug("malformed HTTP/2 request on stream %d: %s", stream_id, exc)
+            self.h2.reset(stream_id, http2.PROTOCOL_ERROR)
+            return
         stream = _H2Stream(self, stream_id)
         self.streams[stream_id] = stream
+        if end:
+            stream.push({"type": "http.request", "body": b"", "more_body": False})
         scope = _scope(method, target, headers, "2", self.writer)
         self.work.spawn(self._run_app(stream, scope))
 
@@ -369,28 +404,18 @@ class _H2Connection:
     def send_headers(
         self, stream_id: int, headers: list[tuple[bytes, bytes]], *, end: bool = False
     ) -> None:
-        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            self.h2.send_headers(stream_id, headers, end_stream=end)
+        with contextlib.suppress(KeyError):  # reset meanwhile: nobody reads this answer
+            self.h2.send_headers(stream_id, headers, end)
         self._flush()
 
     async def send_data(self, stream_id: int, data: bytes, end: bool) -> None:
-        view = memoryview(data)
+        h2 = self.h2
         try:
-            while view:
-                if self.closed:
-                    return
-                window = min(self.h2.local_flow_control_window(stream_id),
-                             self.h2.max_outbound_frame_size, len(view))  # fmt: skip
-                if window <= 0:
-                    self._write_now()
-                    self.window_open.clear()
-                    await self.window_open.wait()
-                    continue
-                self.h2.send_data(stream_id, bytes(view[:window]))
-                view = view[window:]
-            if end:
-                self.h2.end_stream(stream_id)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            if len(data) <= h2.send_window_of(stream_id) and not self.closed:
+                h2.send_data(stream_id, data, end)  # the usual case: it fits in one frame
+            else:
+                await self._send_in_frames(stream_id, data, end)
+        except KeyError:
             return  # reset by the peer meanwhile: nobody reads this answer any more
         self._flush()
         transport = self.writer.transport
@@ -399,9 +424,26 @@ class _H2Connection:
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
 
+    async def _send_in_frames(self, stream_id: int, data: bytes, end: bool) -> None:
+        """``data`` as frames no larger than the peer allows, waiting for its window."""
+        view = memoryview(data)
+        h2 = self.h2
+        while view:
+            if self.closed:
+                return
+            window = min(h2.send_window_of(stream_id), len(view))
+            if window <= 0:
+                self._write_now()
+                self.window_open.clear()
+                await self.window_open.wait()
+                continue
+            h2.send_data(stream_id, bytes(view[:window]), end and window == len(view))
+            view = view[window:]
+        if end and not data:
+            h2.send_data(stream_id, b"", True)
+
     def _reset(self, stream_id: int) -> None:
-        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        self.h2.reset(stream_id, http2.CANCEL)
         self._flush()
 
     def _flush(self) -> None:
@@ -429,11 +471,8 @@ class _H2Connection:
         left."""
         if self.goaway_last is not None or self.closed:
             return
-        self.goaway_last = self.h2.highest_inbound_stream_id if last is None else last
-        state = self.h2.state_machine.state
-        with contextlib.suppress(h2.exceptions.ProtocolError):
-            self.h2.close_connection(last_stream_id=self.goaway_last)
-        self.h2.state_machine.state = state  # h2 would refuse to answer the accepted streams
+        self.goaway_last = self.h2.highest_stream_id if last is None else last
+        self.h2.goaway(self.goaway_last)
         self._flush()
         if not self.streams:
             self._linger()
@@ -451,9 +490,8 @@ class _H2Connection:
         self.closed = True
         if self._lingering is not None:
             self._lingering.cancel()
-        if self.goaway_last is None:
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self.h2.close_connection()
+        if self.goaway_last is None and not self.h2.goaway_sent:  # not after an error GOAWAY
+            self.h2.goaway(self.h2.highest_stream_id)
         self._write_now()
         for stream in self.streams.values():
             stream.ended = True

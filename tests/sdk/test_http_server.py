@@ -16,6 +16,7 @@ import perdure
 from perdure import Context
 from perdure.protocol import Frame, FrameDecoder, InvocationId, MessageType
 from perdure.protocol import messages as m
+from perdure.sdk.deadlines import Deadlines
 from perdure.server.invoker.h2 import H2Pool
 from tests.support.processes import free_port
 
@@ -35,6 +36,11 @@ async def echo(ctx: Context, n: int) -> int:
 async def slow(ctx: Context, n: int) -> int:
     await release.wait()
     return n
+
+
+@echo_service.handler()
+async def echo_text(ctx: Context, text: str) -> str:
+    return text
 
 
 app = perdure.app([echo_service])
@@ -61,15 +67,15 @@ async def served() -> AsyncIterator[tuple[int, asyncio.Event, asyncio.Task[None]
     await asyncio.wait_for(task, 10)
 
 
-def _start(n: int) -> bytes:
+def _start(n: int | bytes) -> bytes:
     inv = InvocationId.new()
     start = m.StartMessage(id=inv.to_bytes(), debug_id=str(inv), known_entries=1,
                            partial_state=True)  # fmt: skip
-    first = m.InputCommand(value=m.Value(content=b"%d" % n))
+    first = m.InputCommand(value=m.Value(content=n if isinstance(n, bytes) else b"%d" % n))
     return Frame.of(start).to_bytes() + Frame.of(first).to_bytes()
 
 
-async def _invoke(pool: H2Pool, port: int, handler: str, n: int) -> bytes:
+async def _invoke(pool: H2Pool, port: int, handler: str, n: int | bytes) -> bytes:
     """One attempt as the server makes it: Start + Input, read until End, then half-close."""
     stream = await pool.request("127.0.0.1", port, "POST", f"/invoke/Echo/{handler}",
                                 [("content-type", CT), ("accept", CT)])  # fmt: skip
@@ -118,6 +124,47 @@ async def test_one_connection_carries_many_concurrent_attempts_past_1000(
         conns = [c for cs in pool._connections.values() for c in cs]
         assert len(conns) == 1 and not conns[0].closed
     finally:
+        pool.close()
+
+
+async def test_bodies_larger_than_the_flow_control_windows_cross_both_ways(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    """9 MiB each way, twice on one connection: more than half of the server's 16 MiB receive
+    window (it must grant it back, per stream and for the connection) and hundreds of frames
+    per response."""
+    port = served[0]
+    pool = H2Pool()
+    try:
+        for fill in "ab":
+            payload = b'"' + fill.encode() * (9 * 1024 * 1024) + b'"'
+            assert await _invoke(pool, port, "echo_text", payload) == payload
+    finally:
+        pool.close()
+
+
+async def test_a_request_never_ended_by_the_server_is_let_go_after_the_drain_timeout(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    """The answer ends once the server closes the request; a server that never does gets the
+    end anyway after the drain timeout (30 s; 0.3 s here)."""
+    port = served[0]
+    saved, app._drains = app._drains, Deadlines(0.3, period=0.05)
+    pool = H2Pool()
+    try:
+        stream = await pool.request("127.0.0.1", port, "POST", "/invoke/Echo/echo",
+                                    [("content-type", CT), ("accept", CT)])  # fmt: skip
+        await stream.send(_start(5))
+        assert (await stream.response())[0] == 200
+        decoder, frames = FrameDecoder(), []
+        while not any(f.type is MessageType.END for f in frames):
+            chunk = await stream.read()
+            assert chunk is not None
+            frames += decoder.feed(chunk)
+        # No close_request(): the answer must still end.
+        assert await asyncio.wait_for(stream.read(), 10) is None
+    finally:
+        app._drains = saved
         pool.close()
 
 
@@ -235,3 +282,20 @@ async def test_http11_bad_requests_get_400_and_a_closed_connection(
     response = await _exchange(served[0], request_bytes)
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"connection: close" in response
+
+
+async def test_a_client_breaking_http2_gets_one_goaway_with_the_reason_then_eof(
+    served: tuple[int, asyncio.Event, object],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", served[0])
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    writer.write(preface + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")  # DATA on stream 0
+    received = await asyncio.wait_for(reader.read(), 10)  # to EOF: the server closes
+    writer.close()
+    goaways, pos = [], 0
+    while pos + 9 <= len(received):
+        length = int.from_bytes(received[pos : pos + 3], "big")
+        if received[pos + 3] == 7:  # GOAWAY: last stream id, error code
+            goaways.append(int.from_bytes(received[pos + 13 : pos + 17], "big"))
+        pos += 9 + length
+    assert goaways == [1]  # PROTOCOL_ERROR, and no second GOAWAY contradicting it

@@ -11,6 +11,7 @@ Context                      services: calls, sends, steps, sleeps, awakeables, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random as _random
 import typing
@@ -21,6 +22,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar, overload
 
 from perdure.protocol.manifest import HandlerType, ServiceType
+from perdure.protocol.messages import InputCommand
 from perdure.sdk.futures import (
     CallFuture,
     DurableFuture,
@@ -188,10 +190,22 @@ def _call_target(
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
+    """The return type hint of a step's function (Any when it has none). Resolving hints costs
+    tens of microseconds (string annotations are evaluated), so it is done once per function."""
+    try:
+        return _cached_return_type(fn)
+    except TypeError:  # unhashable callable
+        return _resolve_return_type(fn)
+
+
+def _resolve_return_type(fn: Callable[..., Any]) -> Any:
     try:
         return typing.get_type_hints(fn).get("return", Any)
     except Exception:  # unresolvable hints (lambdas, builtins): decode plain JSON
         return Any
+
+
+_cached_return_type = functools.lru_cache(maxsize=512)(_resolve_return_type)
 
 
 class Context:
@@ -203,6 +217,7 @@ class Context:
         self._random: _random.Random | None = None
         self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
         self._request: Request | None = None
+        self._input: InputCommand | None = None
 
     @property
     def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
@@ -215,19 +230,22 @@ class Context:
 
     def request(self) -> Request:
         if self._request is None:
-            raise RuntimeError("the request is known once the handler runs")
+            if self._input is None:
+                raise RuntimeError("the request is known once the handler runs")
+            info = self._inv.vm.start_info()
+            lower = {h.key.lower(): h.value for h in self._input.headers}
+            self._request = Request(
+                id=info.invocation_id,
+                headers=lower,
+                attempt=info.retry_count,
+                body=self._input.value.content,
+                idempotency_key=lower.get("idempotency-key"),
+            )
         return self._request
 
-    def _set_request(self, headers: Mapping[str, str], body: bytes) -> None:
-        info = self._inv.vm.start_info()
-        lower = {k.lower(): v for k, v in headers.items()}
-        self._request = Request(
-            id=info.invocation_id,
-            headers=lower,
-            attempt=info.retry_count,
-            body=body,
-            idempotency_key=lower.get("idempotency-key"),
-        )
+    def _set_input(self, command: InputCommand) -> None:
+        """The invocation's Input; ``request()`` is made from it when first asked for."""
+        self._input = command
 
     def random(self) -> _random.Random:
         """A random generator seeded by the invocation: the same draws on every replay."""

@@ -28,6 +28,7 @@ from perdure.protocol.versions import (
     parse_invocation_content_type,
 )
 from perdure.sdk.context import context_for
+from perdure.sdk.deadlines import Deadlines
 from perdure.sdk.definitions import HandlerDef, ServiceDefinition
 from perdure.sdk.errors import VMError
 from perdure.sdk.invocation import Invocation, wall_clock_ms
@@ -77,6 +78,8 @@ class App:
             self.services[service.name] = service
         self.clock = clock or wall_clock_ms
         self.inflight: set[asyncio.Task[Any]] = set()
+        self._heads = Deadlines(HEAD_DELAY)
+        self._drains = Deadlines(DRAIN_TIMEOUT, period=1.0)
         self.live: dict[str, Invocation] = {}
         """The attempts running in this app, by invocation id (``inv_1…``)."""
         self._attempts: set[_Attempt] = set()
@@ -145,13 +148,12 @@ class App:
                 await _respond(send, 415, message.encode())
                 return
             task = asyncio.current_task()
-            if task is not None:
-                self.inflight.add(task)
+            assert task is not None  # an ASGI app runs in a task
+            self.inflight.add(task)
             try:
-                await _invoke(self, handler, receive, send)
+                await _invoke(self, handler, receive, send, task)
             finally:
-                if task is not None:
-                    self.inflight.discard(task)
+                self.inflight.discard(task)
         else:
             await _respond(send, 404, b"not found")
 
@@ -211,9 +213,11 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _invoke(app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
-    """One attempt: stream the VM's output while feeding it the request body."""
-    attempt = _Attempt(app, handler, receive, send)
+async def _invoke(
+    app: App, handler: HandlerDef, receive: Receive, send: Send, task: asyncio.Task[Any]
+) -> None:
+    """One attempt (in ``task``): stream the VM's output while feeding it the request body."""
+    attempt = _Attempt(app, handler, receive, send, task)
     try:
         await attempt.run()
     finally:
@@ -235,12 +239,17 @@ class _Attempt:
     """Shuttles bytes between one HTTP exchange and one Invocation.
 
     The request body is read inline until the journal is complete (usually its first chunk),
-    then by a task for the rest (notifications, the server's half-close): one task fewer and
-    no wake-up in between for the common case.
+    then by a task for the rest (notifications, the server's half-close) once the handler first
+    waits for the server; a handler that never does (it answers from its input and journal)
+    has the rest read inline after its end: no reader task at all.
     """
 
-    def __init__(self, app: App, handler: HandlerDef, receive: Receive, send: Send) -> None:
+    def __init__(
+        self, app: App, handler: HandlerDef, receive: Receive, send: Send, task: asyncio.Task[Any]
+    ) -> None:
         self.app = app
+        self.task = task
+        self.loop = task.get_loop()  # asyncio.get_running_loop() is a getpid() call on 3.11
         self.vm = VM()
         self.inv = Invocation(self.vm, handler, clock=app.clock)
         self.receive, self.send = receive, send
@@ -250,6 +259,7 @@ class _Attempt:
         self._ending = False
         self._handler_task: asyncio.Task[None] | None = None
         self._cut = False
+        self._drain_expired = False
 
     async def send_head(self) -> None:
         if not self.head_sent:
@@ -264,8 +274,11 @@ class _Attempt:
     def end_input(self) -> None:
         """Stopping: the input ends here (a handler waiting for the server suspends)."""
         self._ending = True
+        self.inv.need_input = None
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+        elif self._reader is None and self.vm.ready and not self.input_done.is_set():
+            self._end_of_input()  # no reader yet: a handler that waits from now on suspends
 
     async def run(self) -> None:
         self.app._attempts.add(self)
@@ -276,21 +289,20 @@ class _Attempt:
                 if self._ending:
                     self._end_of_input()
                 else:
-                    self._reader = asyncio.create_task(self._read(until_ready=False))
+                    self.inv.need_input = self._start_reader
             if self.vm.ready and not self.vm.closed:
                 invocation_id = self.vm.start_info().invocation_id
                 self.app.live[invocation_id] = self.inv
-                handler_task = asyncio.create_task(self.inv.run_handler(context_for(self.inv)))
+                handler_task = self.loop.create_task(self.inv.run_handler(context_for(self.inv)))
                 self._handler_task = handler_task
                 await self._pump(handler_task)
             if self._cut:
                 self.vm.sys_error(503, "the deployment stopped before the handler could finish")
             await self._send_output()
-            # The server closes the request once it saw our terminal message; read to the end.
+            # The server closes the request once it saw our terminal message; read to the end
+            # (here, when the handler never waited for the server and so no reader started).
             if not self.input_done.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(DRAIN_TIMEOUT):
-                        await self.input_done.wait()
+                await self._drain()
         finally:
             self.app._attempts.discard(self)
             if invocation_id is not None and self.app.live.get(invocation_id) is self.inv:
@@ -302,13 +314,39 @@ class _Attempt:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._reader
 
+    async def _drain(self) -> None:
+        """Wait for the end of the request, for ``DRAIN_TIMEOUT`` at most; read it here when
+        the handler never waited for the server (so no reader started)."""
+        task = self.task
+        self.app._drains.add(self, lambda: self._drain_over(task), self.loop)
+        try:
+            if self._reader is None and not self._ending:
+                self.inv.need_input = None
+                await self._read(until_ready=False)
+            else:
+                await self.input_done.wait()
+        except asyncio.CancelledError:
+            if not self._drain_expired or task.uncancel() > 0:
+                raise  # cancelled from outside too
+        finally:
+            self.app._drains.discard(self)
+
+    def _drain_over(self, task: asyncio.Task[Any]) -> None:
+        self._drain_expired = True
+        task.cancel()
+
+    def _start_reader(self) -> None:
+        """The handler waits for the server: read the request body as it comes from now on."""
+        if self._reader is None and not self.input_done.is_set():
+            self._reader = self.loop.create_task(self._read(until_ready=False))
+
     async def _pump(self, handler_task: asyncio.Task[None]) -> None:
         """Send output as the handler produces it, until the handler is over. One event wakes
         the pump for all (the handler's end and the head's timer set ``output`` too): no task
         per wait."""
         output = self.inv.output
         handler_task.add_done_callback(lambda _: output.set())
-        head_due = asyncio.get_running_loop().call_later(HEAD_DELAY, output.set)
+        self.app._heads.add(self, output.set, self.loop)
         try:
             while True:
                 output.clear()
@@ -319,7 +357,7 @@ class _Attempt:
                 if not self.head_sent and not self.vm.has_output and not handler_task.done():
                     await self.send_head()  # the head's timer: the handler has no output yet
         finally:
-            head_due.cancel()
+            self.app._heads.discard(self)
         with contextlib.suppress(asyncio.CancelledError):
             await handler_task
 
@@ -351,7 +389,7 @@ class _Attempt:
             if not vm.closed:
                 vm.feed_eof()
         except asyncio.CancelledError:
-            if until_ready or not self._ending:  # the inline read is the attempt's own task
+            if until_ready or not self._ending or self._reader is None:  # the attempt's own task
                 raise
             if vm.ready and not vm.closed:
                 vm.feed_eof()  # stopping: the input ends here

@@ -91,6 +91,9 @@ class Invocation:
     """Milliseconds since the epoch, for sleep wake-ups and delayed sends (the App's clock)."""
     waiting: bool = False
     """True while the handler awaits only the server (no step of its own is running)."""
+    need_input: Callable[[], None] | None = None
+    """Called when the handler first waits for a durable result: the endpoint reads the rest of
+    the request from then on (a handler that never waits needs no reader running)."""
 
     @property
     def blocked(self) -> bool:
@@ -148,6 +151,9 @@ class Invocation:
                 vm.sys_suspend(awaited)
                 self.flush()
                 raise Suspended()
+            if self.need_input is not None:
+                self.need_input()
+                self.need_input = None
             self.waiting = not running
             try:
                 await self.progress.wait()
@@ -243,7 +249,7 @@ class Invocation:
         handler = self.handler
         try:
             command = vm.sys_input()
-            ctx._set_request({h.key: h.value for h in command.headers}, command.value.content)
+            ctx._set_input(command)
             if handler.takes_input:
                 arg = handler.input_serde.deserialize(command.value.content)
                 value = await handler.fn(ctx, arg)

@@ -72,9 +72,7 @@ class JsonSerde:
         if value is None:
             return b""
         try:
-            # allow_nan=False: NaN and Infinity have no JSON form; writing them would hand every
-            # reader an unparsable payload.
-            return json.dumps(to_jsonable(value), separators=(",", ":"), allow_nan=False).encode()
+            return _ENCODER.encode(to_jsonable(value)).encode()
         except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"cannot serialize {type(value).__name__} as JSON: {exc}") from None
 
@@ -84,7 +82,12 @@ class JsonSerde:
         # Bad input is the caller's mistake and fails the same way on every retry: terminal
         # (400), including nesting too deep to parse and the non-JSON NaN and Infinity.
         try:
-            raw = json.loads(data, parse_constant=_not_json, parse_float=_finite_float)
+            text = (
+                data
+                if isinstance(data, str)
+                else data.decode(json.detect_encoding(data), "surrogatepass")
+            )
+            raw = _DECODER.decode(text)
         except (ValueError, RecursionError) as exc:
             raise TerminalError(f"payload is not valid JSON: {exc}", 400) from None
         try:
@@ -106,6 +109,13 @@ def _finite_float(text: str) -> float:
     if value in (float("inf"), float("-inf")):
         raise ValueError(f"the number {text[:40]} is out of range")
     return value
+
+
+# Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.
+# allow_nan=False: NaN and Infinity have no JSON form; writing them would hand every reader an
+# unparsable payload.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite_float)
 
 
 def serde_for(type_hint: Any) -> Serde:

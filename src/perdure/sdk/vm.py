@@ -98,6 +98,10 @@ class StartInfo:
     retry_duration_ms: int
 
 
+_END = encode_message(m.EndMessage())
+"""EndMessage has no fields: always the same bytes."""
+
+
 def _notification_id(msg: Any) -> NotificationId:
     which = msg.WhichOneof("id")
     if which == "completion_id":
@@ -355,7 +359,7 @@ class VM:
 
     def sys_end(self) -> None:
         self._check_open()
-        self._write(m.EndMessage())
+        self._out.append(_END)
         self.state = State.CLOSED
 
     def sys_suspend(self, awaited: Iterable[NotificationId]) -> None:
