@@ -155,6 +155,7 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
         workers=args.workers,
         cluster=cluster,
     )
+    from perdure.gc_tuning import tune_gc  # noqa: PLC0415
     from perdure.server.partitions import PartitionCountMismatch  # noqa: PLC0415
     from perdure.server.routing.layout import LayoutError, claim  # noqa: PLC0415
     from perdure.server.routing.supervisor import Supervisor  # noqa: PLC0415
@@ -162,7 +163,6 @@ def _server(args: argparse.Namespace, argv: list[str]) -> int:
     from perdure.server.storage import SchemaError  # noqa: PLC0415
     from perdure.server.storage.lock import StoreInUse  # noqa: PLC0415
     from perdure.server.storage.postgres import StoreUnavailable  # noqa: PLC0415
-    from perdure.server.tuning import tune_gc  # noqa: PLC0415
 
     worker = WorkerSpec.from_env() if config.workers > 1 else None
     try:

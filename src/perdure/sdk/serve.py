@@ -13,18 +13,16 @@ handlers and make up object state) is logged as a warning at start.
 from __future__ import annotations
 
 import asyncio
-import gc
 import ipaddress
 import logging
 import signal
 from collections.abc import Iterable
 from datetime import timedelta
 
+from perdure.gc_tuning import tune_gc
 from perdure.http_server import serve_asgi
 from perdure.sdk.endpoint import App
 
-GC_THRESHOLD = 10_000
-"""Net new objects between two young-generation collections (Python's default: 700)."""
 CUT_MARGIN = 5.0
 """Seconds between the app cutting its handlers (each attempt ends with a retryable error) and
 the HTTP server cancelling what is left."""
@@ -119,19 +117,6 @@ async def serve_async(
             loop.remove_signal_handler(signum)
 
 
-def _tune_gc() -> None:
-    """The process is a server from here on. What was loaded until now (modules, the app,
-    protobuf descriptors: tens of thousands of objects) is frozen out of the cyclic garbage
-    collector, which would otherwise trace it all again at every full collection (~20 ms each,
-    some every thousand invocations). The young generation collects less often: the objects of
-    a few dozen requests in flight would otherwise fill it several times per request batch,
-    and be traced (and promoted) while still in use."""
-    gc.freeze()
-    threshold, *older = gc.get_threshold()
-    if 0 < threshold < GC_THRESHOLD:
-        gc.set_threshold(GC_THRESHOLD, *older)
-
-
 def serve(
     app: App,
     *,
@@ -143,7 +128,7 @@ def serve(
 ) -> None:
     """Serve ``app`` on ``host:port`` (h2c and HTTP/1.1) until SIGTERM/SIGINT, then return.
     ``host``, ``identity_keys`` and ``max_requests``: see ``serve_async``."""
-    _tune_gc()
+    tune_gc()  # the process is a server from here on
     asyncio.run(
         serve_async(
             app,
