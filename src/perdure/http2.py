@@ -81,8 +81,9 @@ class _StreamError(Exception):
         self.code = code
 
 
-class _CountingTable(HeaderTable):
-    """HPACK's dynamic table, counting its changes (see ``_CachingEncoder``)."""
+class CountingTable(HeaderTable):
+    """HPACK's dynamic table, counting its changes: an encoding made while ``changes`` stays the
+    same can be reused (``_CachingEncoder`` here, the invoker's request heads)."""
 
     changes = 0
 
@@ -108,7 +109,7 @@ class _CachingEncoder(hpack.Encoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.header_table: _CountingTable = _CountingTable()
+        self.header_table: CountingTable = CountingTable()
         self._blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
         self._blocks_at = 0
 

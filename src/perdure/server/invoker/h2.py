@@ -37,8 +37,8 @@ import h2.exceptions
 import h2.settings
 import hpack
 from hpack.hpack import _to_bytes, encode_integer
-from hpack.table import HeaderTable
 
+from perdure.http2 import CountingTable
 from perdure.server.invoker.mailbox import Mailbox
 
 READ_CHUNK = 65536
@@ -80,18 +80,6 @@ class _DrainingClient(h2.connection.H2Connection):
         return result
 
 
-class _CountingTable(HeaderTable):
-    """The dynamic table, counting its changes (an entry added may evict others)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.changes = 0
-
-    def add(self, name: bytes, value: bytes) -> None:
-        self.changes += 1
-        super().add(name, value)
-
-
 _CACHED_FIELDS = 256
 """At most this many encoded header fields are kept (heads repeat a few dozen)."""
 
@@ -107,7 +95,7 @@ class _PlainEncoder(hpack.Encoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self._table = _CountingTable()
+        self._table = CountingTable()
         self.header_table = self._table
         self._fields: dict[tuple[Any, Any], bytes] = {}
         self._names: dict[Any, bytes] = {}
